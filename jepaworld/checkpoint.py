@@ -1,0 +1,126 @@
+"""Checkpoints and run folders: atomic writes, strict loads, one-line errors.
+
+A run folder holds `config.json` (the resolved config), `checkpoint.pt`, `metrics.jsonl` and `tb/`. A checkpoint
+is written to a temporary file and renamed over the old one, so an interrupted write never leaves a half file,
+and it is always loaded strictly: a checkpoint of another model or shape is an error, never a partial load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jepaworld.config import ConfigError, ExperimentConfig, from_dict, to_dict, to_json
+from jepaworld.methods import DataSpec, Method, build_method
+
+FORMAT = "jepaworld-checkpoint/1"
+CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.jsonl"
+# Keys that may differ when a run is resumed: they change how it runs, not what it computes.
+RESUMABLE_KEYS = {"train.progress", "train.time_budget_s", "train.threads", "train.device"}
+
+
+class CheckpointError(ValueError):
+    """A missing, corrupt or mismatched checkpoint or run folder; one line naming the file and the fix."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(path: str | Path, *, cfg: ExperimentConfig, spec: DataSpec, method: Method, **extra: Any) -> None:
+    payload = {"format": FORMAT, "config": to_dict(cfg), "spec": asdict(spec), "method": method.state_dict()}
+    atomic_save({**payload, **extra}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint; pass a run folder or its {CHECKPOINT}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises many types for a corrupt file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); it is corrupt or not a "
+                              "torch file, retrain or pass another file") from e  # fmt: skip
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a jepaworld checkpoint (expected format {FORMAT})")
+    state["path"] = str(path)
+    return state
+
+
+def load_strict(module: torch.nn.Module, state_dict: dict[str, Any], *, path: str | Path) -> None:
+    """`load_state_dict` with every mismatch turned into one readable line."""
+    try:
+        module.load_state_dict(state_dict, strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()][1:4]
+        raise CheckpointError(
+            f"{path}: weights do not fit this model ({'; '.join(lines)[:300]}); "
+            "use the config the checkpoint was trained with"
+        ) from e
+
+
+def load_method(path: str | Path) -> tuple[Method, ExperimentConfig, DataSpec, dict[str, Any]]:
+    """Rebuild the method saved in a checkpoint from its own config and load its weights strictly."""
+    state = read_checkpoint(path)
+    try:
+        cfg = from_dict(state["config"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{state['path']}: saved config is invalid ({e})") from e
+    spec = DataSpec(**state["spec"])
+    method = build_method(cfg, spec)
+    load_strict(method, state["method"], path=state["path"])
+    return method, cfg, spec, state
+
+
+def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [
+        f"{sec}.{k}"
+        for sec in sorted(set(a) | set(b))
+        for k in sorted(set(a.get(sec, {})) | set(b.get(sec, {})))
+        if a.get(sec, {}).get(k) != b.get(sec, {}).get(k)
+    ]
+
+
+def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
+    """Create or validate the run folder; refuses to overwrite a run or to resume into something else."""
+    out = Path(cfg.train.out)
+    ckpt, conf = out / CHECKPOINT, out / CONFIG
+    if resume:
+        if not ckpt.exists() or not conf.exists():
+            raise CheckpointError(f"{out}: nothing to resume (no {CHECKPOINT} + {CONFIG}); drop --resume")
+        saved = json.loads(conf.read_text())
+        diff = [k for k in config_diff(saved, to_dict(cfg)) if k not in RESUMABLE_KEYS]
+        if diff:
+            raise CheckpointError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
+                                  "resume with the same preset and overrides, or use another --train.out")  # fmt: skip
+        return out
+    if out.exists() and any(out.iterdir()):
+        what = "a run" if conf.exists() else "other files"
+        raise CheckpointError(
+            f"{out}: already holds {what}; pass --resume to continue it or choose another --train.out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(to_json(cfg), conf)
+    return out

@@ -1,0 +1,322 @@
+"""Experiment configuration: frozen dataclasses, named presets and dotted command-line overrides.
+
+Every component gets its own small frozen dataclass; `ExperimentConfig` nests them. Presets are plain Python
+functions registered in `PRESETS`. Overrides look like ``--train.lr 3e-4``; an unknown key is an error that
+suggests the closest valid keys. Each field's ``help`` metadata is the text that ``jepaworld presets`` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad configuration key or value; the message is one line naming the key and the fix."""
+
+
+def _f(default: Any, help: str) -> Any:
+    """A dataclass field with a default and its help text (shown by `jepaworld presets --help-keys`)."""
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = _f("fashion_mnist", "dataset: fashion_mnist | digits | folder | npz | video | episodes")
+    path: str = _f("", "dataset root / file (fashion_mnist: the Debian package folder by default)")
+    img_size: int = _f(32, "image side in pixels after resizing/padding")
+    channels: int = _f(1, "image channels the model expects (1 grayscale, 3 RGB)")
+    resize: bool = _f(False, "folder/npz: resize images of another size instead of failing")
+    augment: bool = _f(True, "random resized crop + horizontal flip during pretraining")
+    crop_scale_min: float = _f(0.3, "random resized crop: smallest area fraction")
+    train_subset: int = _f(0, "use only the first N training images (0 = all)")
+    frames: int = _f(16, "video: frames per clip")
+    frame_step: int = _f(1, "video: temporal stride between sampled frames")
+    window: int = _f(4, "episodes: number of actions per training window")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    size: str = _f("tiny", "encoder size from the registry: micro | tiny | small | base")
+    depth: int = _f(0, "override the encoder depth (0 = the size's default)")
+    patch_size: int = _f(4, "patch side in pixels")
+    tubelet: int = _f(2, "video: frames per tubelet")
+    pred_dim: int = _f(96, "predictor (or MAE decoder) width")
+    pred_depth: int = _f(4, "predictor (or MAE decoder) depth")
+    pred_heads: int = _f(4, "predictor (or MAE decoder) attention heads")
+    action_dim: int = _f(2, "world model: action dimension")
+    latent_dim: int = _f(0, "world model: latent variable size (0 = deterministic predictor)")
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    num_targets: int = _f(4, "multi-block: number of target blocks")
+    target_scale: tuple[float, float] = _f((0.15, 0.2), "multi-block: target block area fraction range")
+    target_aspect: tuple[float, float] = _f((0.75, 1.5), "multi-block: target block aspect ratio range")
+    context_scale: tuple[float, float] = _f((0.85, 1.0), "multi-block: context block area fraction range")
+    min_keep: int = _f(4, "multi-block: fewest context patches a sample may keep")
+    ratio: float = _f(0.75, "random masking (MAE): fraction of patches masked")
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    name: str = _f("ijepa", "method: ijepa | mae | vjepa | worldmodel")
+    loss: str = _f("smooth_l1", "ijepa/vjepa regression loss: l1 | smooth_l1 | l2")
+    target: str = _f("ema", "target encoder: ema (momentum copy) | online (same weights, stop-gradient)")
+    ema_start: float = _f(0.996, "EMA momentum at step 0")
+    ema_end: float = _f(1.0, "EMA momentum at the last step")
+    regularizer: str = _f("none", "collapse regulariser on context embeddings: none | vicreg | sigreg")
+    reg_weight: float = _f(1.0, "weight of the regulariser")
+    vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)")
+    vicreg_cov_weight: float = _f(1.0, "VICReg covariance-term weight (inside the regulariser)")
+    expander_dim: int = _f(512, "VICReg expander output width")
+    sigreg_slices: int = _f(256, "SIGReg: random 1-D projections per step")
+    norm_pix_loss: bool = _f(True, "MAE: regress per-patch normalised pixels")
+    rollout_steps: int = _f(2, "world model: multi-step rollout length in the loss")
+    inverse_dynamics: float = _f(0.0, "world model: inverse-dynamics loss weight (0 = off)")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = _f(2000, "optimiser steps (schedules are laid out over this many)")
+    batch_size: int = _f(64, "global batch size (split across DDP ranks)")
+    lr: float = _f(3e-4, "peak learning rate")
+    min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
+    warmup_steps: int = _f(200, "linear warm-up steps")
+    weight_decay: float = _f(0.04, "weight decay at step 0")
+    weight_decay_end: float = _f(0.4, "weight decay at the last step (cosine schedule)")
+    grad_clip: float = _f(1.0, "gradient-norm clip (0 = off)")
+    bf16: bool = _f(False, "bf16 autocast for forward passes (CPU and CUDA)")
+    seed: int = _f(0, "seed for data order, augmentation, masks and initialisation")
+    time_budget_s: float = _f(0.0, "stop after this many seconds of training (0 = no limit)")
+    log_every: int = _f(20, "steps between metric lines")
+    diag_every: int = _f(100, "steps between collapse diagnostics")
+    ckpt_every: int = _f(500, "steps between periodic checkpoints")
+    out: str = _f("runs/default", "run folder (checkpoint, config, metrics)")
+    device: str = _f("auto", "auto | cpu | cuda")
+    threads: int = _f(0, "torch CPU threads (0 = all cores)")
+    progress: bool = _f(True, "show a progress bar")
+
+
+@dataclass(frozen=True)
+class ProbeConfig:
+    pool: str = _f("mean", "feature pooling: mean | mean_last4 (concat of the last 4 blocks)")
+    knn_k: int = _f(20, "kNN neighbours (cosine)")
+    shots: int = _f(10, "labels per class for the low-shot probe")
+    shot_seeds: int = _f(5, "seeds averaged for the low-shot probe")
+    max_train: int = _f(0, "cap on labelled training images for the linear/kNN probes (0 = all)")
+    max_iter: int = _f(1000, "logistic regression iterations")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# presets
+
+
+PRESETS: dict[str, Callable[[], ExperimentConfig]] = {}
+
+
+def preset(fn: Callable[[], ExperimentConfig]) -> Callable[[], ExperimentConfig]:
+    """Register a preset under its function name with underscores written as dashes."""
+    PRESETS[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def _replace(cfg: ExperimentConfig, **sections: dict[str, Any]) -> ExperimentConfig:
+    return dataclasses.replace(cfg, **{s: dataclasses.replace(getattr(cfg, s), **kv) for s, kv in sections.items()})
+
+
+@preset
+def ijepa_fmnist() -> ExperimentConfig:
+    """I-JEPA, ViT-Ti (depth 6, patch 4) on 32 px Fashion-MNIST: the demo's main run."""
+    return _replace(
+        ExperimentConfig(),
+        model=dict(size="tiny", depth=6, patch_size=4),
+        train=dict(steps=3000, batch_size=64, lr=3e-4, warmup_steps=200, out="runs/ijepa-fmnist"),
+    )
+
+
+@preset
+def mae_fmnist() -> ExperimentConfig:
+    """MAE with the same encoder, the generative baseline for `ijepa-fmnist`."""
+    cfg = ijepa_fmnist()
+    return _replace(
+        cfg,
+        method=dict(name="mae"),
+        model=dict(pred_dim=128, pred_depth=2, pred_heads=4),
+        train=dict(lr=1e-3, weight_decay=0.05, weight_decay_end=0.05, out="runs/mae-fmnist"),
+    )
+
+
+@preset
+def ijepa_digits_micro() -> ExperimentConfig:
+    """A seconds-long I-JEPA on scikit-learn digits with the micro ViT: for tests and smoke checks."""
+    return _replace(
+        ExperimentConfig(),
+        data=dict(name="digits", img_size=16, crop_scale_min=0.6),
+        model=dict(size="micro", patch_size=4, pred_dim=32, pred_depth=2, pred_heads=2),
+        mask=dict(num_targets=2, min_keep=2),
+        train=dict(
+            steps=30,
+            batch_size=32,
+            lr=1e-3,
+            warmup_steps=5,
+            log_every=5,
+            diag_every=10,
+            ckpt_every=20,
+            out="runs/ijepa-digits-micro",
+            progress=False,
+        ),
+        probe=dict(shot_seeds=2, max_iter=200),
+    )
+
+
+@preset
+def mae_digits_micro() -> ExperimentConfig:
+    """The MAE counterpart of `ijepa-digits-micro`."""
+    return _replace(ijepa_digits_micro(), method=dict(name="mae"), train=dict(out="runs/mae-digits-micro"))
+
+
+def get_preset(name: str) -> ExperimentConfig:
+    if name not in PRESETS:
+        close = difflib.get_close_matches(name, PRESETS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ConfigError(f"unknown preset '{name}'.{hint} `jepaworld presets` lists them all.")
+    return PRESETS[name]()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# dotted overrides
+
+
+def all_keys(cfg: ExperimentConfig) -> dict[str, dataclasses.Field]:
+    """Every dotted key (`train.lr`, ...) with its dataclass field."""
+    return {
+        f"{sec.name}.{f.name}": f for sec in dataclasses.fields(cfg) for f in dataclasses.fields(getattr(cfg, sec.name))
+    }
+
+
+def _field_type(section: Any, name: str) -> Any:
+    return typing.get_type_hints(type(section))[name]
+
+
+def _parse(raw: str, typ: Any, key: str) -> Any:
+    origin = typing.get_origin(typ)
+    try:
+        if typ is bool:
+            low = raw.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if typ is int:
+            return int(raw)
+        if typ is float:
+            return float(raw)
+        if typ is str:
+            return raw
+        if origin is tuple:
+            parts = [p for p in raw.replace("(", "").replace(")", "").split(",") if p.strip()]
+            args = typing.get_args(typ)
+            if len(parts) != len(args):
+                raise ValueError(raw)
+            return tuple(_parse(p.strip(), a, key) for p, a in zip(parts, args, strict=True))
+        if origin in (typing.Union, types.UnionType):
+            raise ValueError(raw)
+    except ValueError:
+        pass
+    else:
+        raise ConfigError(f"cannot set {key}: unsupported type {typ}")
+    raise ConfigError(f"bad value '{raw}' for {key}: expected {getattr(typ, '__name__', typ)}")
+
+
+def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, str]) -> ExperimentConfig:
+    """Apply `{"train.lr": "3e-4", ...}` to a config; unknown keys raise ConfigError with suggestions."""
+    keys = all_keys(cfg)
+    for key, raw in overrides.items():
+        if key not in keys:
+            close = difflib.get_close_matches(key, keys, n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+            raise ConfigError(f"unknown config key '--{key}'.{hint} `jepaworld presets --keys` lists them.")
+        sec_name, name = key.split(".")
+        section = getattr(cfg, sec_name)
+        value = _parse(raw, _field_type(section, name), key)
+        cfg = dataclasses.replace(cfg, **{sec_name: dataclasses.replace(section, **{name: value})})
+    return cfg
+
+
+def parse_override_args(args: list[str]) -> dict[str, str]:
+    """`['--train.lr', '3e-4', '--data.augment=false']` -> `{'train.lr': '3e-4', 'data.augment': 'false'}`."""
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if not arg.startswith("--"):
+            raise ConfigError(f"unexpected argument '{arg}': overrides look like --section.key value")
+        key = arg[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(args):
+                raise ConfigError(f"missing value for '{arg}'")
+            value = args[i + 1]
+            i += 2
+        out[key] = value
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+# (de)serialisation
+
+
+def to_dict(cfg: ExperimentConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(d: dict[str, Any]) -> ExperimentConfig:
+    """Rebuild a config saved by `to_dict`; unknown keys raise ConfigError (no silent drops)."""
+    sections = {}
+    for sec in dataclasses.fields(ExperimentConfig):
+        cls = sec.default_factory  # type: ignore[misc]
+        raw = dict(d.get(sec.name, {}))
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(raw) - set(known)
+        if unknown:
+            raise ConfigError(f"saved config has unknown keys {sorted(unknown)} in [{sec.name}]")
+        for name, value in raw.items():
+            if isinstance(value, list):
+                raw[name] = tuple(value)
+        sections[sec.name] = cls(**raw)
+    return ExperimentConfig(**sections)
+
+
+def to_json(cfg: ExperimentConfig) -> str:
+    return json.dumps(to_dict(cfg), indent=2)
+
+
+def describe(cfg: ExperimentConfig) -> str:
+    """A readable `[section] key = value` listing of the resolved config."""
+    lines = []
+    for sec in dataclasses.fields(cfg):
+        lines.append(f"[{sec.name}]")
+        section = getattr(cfg, sec.name)
+        for f in dataclasses.fields(section):
+            lines.append(f"  {f.name} = {getattr(section, f.name)!r}")
+    return "\n".join(lines)

@@ -1,0 +1,176 @@
+"""Masking strategies: which patch tokens the context encoder sees and which ones are targets.
+
+- `MultiBlock2D`: I-JEPA (Assran et al. 2023): several target blocks and one large context block with the
+  targets removed.
+- `MultiBlock3D`: V-JEPA (Bardes et al. 2024): spatial blocks extended through time as tubes; the union of the
+  blocks is the target, the rest is the context. Short-range (8 x 0.15) and long-range (2 x 0.7) presets.
+- `FutureFrames`: a causal mask; the first frames are context, the later ones are targets.
+- `Random`: MAE (He et al. 2022): a uniformly random subset of patches is masked.
+
+Every mask is called as `mask(batch_size, generator) -> (context (B, Nc), targets (B, M, Nt))`, with long index
+tensors into the flat raster token order of `vit.py`. Lengths are equal across the batch so tensors stack; where
+samples differ, each one keeps a *uniformly random* subset of the common length (then sorted), so that the
+collation does not favour low token indices as truncating the tail would.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+Masks = tuple[torch.Tensor, torch.Tensor]
+
+
+def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * torch.rand((), generator=g).item()
+
+
+def _block_size(
+    g: torch.Generator, h: int, w: int, scale: tuple[float, float], aspect: tuple[float, float]
+) -> tuple[int, int]:
+    """Sample a block (bh, bw) whose area is a `scale` fraction of h*w with aspect ratio bh/bw in `aspect`."""
+    area = _uniform(g, *scale) * h * w
+    # Log-uniform aspect so that 0.75 and 1.5 are equally likely deviations from square.
+    ar = math.exp(_uniform(g, math.log(aspect[0]), math.log(aspect[1])))
+    bh = max(1, min(h, round(math.sqrt(area * ar))))
+    bw = max(1, min(w, round(math.sqrt(area / ar))))
+    return bh, bw
+
+
+def _place(g: torch.Generator, h: int, w: int, bh: int, bw: int) -> torch.Tensor:
+    """A (h, w) bool map with one bh x bw block at a uniformly random position."""
+    top = int(torch.randint(0, h - bh + 1, (), generator=g))
+    left = int(torch.randint(0, w - bw + 1, (), generator=g))
+    m = torch.zeros(h, w, dtype=torch.bool)
+    m[top : top + bh, left : left + bw] = True
+    return m
+
+
+def _equal_length(sets: list[torch.Tensor], g: torch.Generator) -> torch.Tensor:
+    """Stack index sets of different sizes by keeping a uniformly random subset of the smallest size."""
+    n = min(len(s) for s in sets)
+    out = [s if len(s) == n else s[torch.randperm(len(s), generator=g)[:n]].sort().values for s in sets]
+    return torch.stack(out)
+
+
+@dataclass(frozen=True)
+class MultiBlock2D:
+    """I-JEPA multi-block mask on an (h, w) patch grid.
+
+    One target size (bh, bw) is drawn per batch, as in I-JEPA, so every sample has `num_targets` blocks of
+    exactly bh*bw tokens; each sample places its own blocks. The context block (scale 0.85-1.0, aspect 1) then
+    loses every target token; a sample whose context would keep fewer than `min_keep` tokens is redrawn.
+    """
+
+    height: int
+    width: int
+    num_targets: int = 4
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    min_keep: int = 4
+    max_tries: int = 50
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
+        g, h, w = generator, self.height, self.width
+        bh, bw = _block_size(g, h, w, self.target_scale, self.target_aspect)
+        ch, cw = _block_size(g, h, w, self.context_scale, (1.0, 1.0))
+        contexts, targets = [], []
+        for _ in range(batch_size):
+            for _ in range(self.max_tries):
+                blocks = [_place(g, h, w, bh, bw) for _ in range(self.num_targets)]
+                union = torch.stack(blocks).any(0)
+                ctx = _place(g, h, w, ch, cw) & ~union
+                if ctx.sum() >= self.min_keep:
+                    break
+            else:
+                raise RuntimeError(
+                    f"MultiBlock2D: no context with >= {self.min_keep} tokens after {self.max_tries} tries; "
+                    "lower mask.min_keep or the target scale"
+                )
+            contexts.append(ctx.flatten().nonzero().squeeze(1))
+            targets.append(torch.stack([b.flatten().nonzero().squeeze(1) for b in blocks]))  # (M, bh*bw)
+        return _equal_length(contexts, g), torch.stack(targets)
+
+
+@dataclass(frozen=True)
+class MultiBlock3D:
+    """V-JEPA spatio-temporal multi-block mask on a (t, h, w) token grid.
+
+    `num_blocks` spatial blocks are drawn per sample and extended through all `t` time slots (tubes), so the
+    model cannot copy a masked patch from a neighbouring frame. The union of the tubes is one target set; the
+    remaining tokens are the context.
+    """
+
+    frames: int
+    height: int
+    width: int
+    num_blocks: int = 8
+    scale: tuple[float, float] = (0.15, 0.15)
+    aspect: tuple[float, float] = (0.75, 1.5)
+    min_keep: int = 4
+    max_tries: int = 50
+
+    @classmethod
+    def short_range(cls, frames: int, height: int, width: int) -> MultiBlock3D:
+        return cls(frames=frames, height=height, width=width, num_blocks=8, scale=(0.15, 0.15))
+
+    @classmethod
+    def long_range(cls, frames: int, height: int, width: int) -> MultiBlock3D:
+        return cls(frames=frames, height=height, width=width, num_blocks=2, scale=(0.7, 0.7))
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
+        g, t, h, w = generator, self.frames, self.height, self.width
+        contexts, targets = [], []
+        for _ in range(batch_size):
+            for _ in range(self.max_tries):
+                union = torch.zeros(h, w, dtype=torch.bool)
+                for _ in range(self.num_blocks):
+                    union |= _place(g, h, w, *_block_size(g, h, w, self.scale, self.aspect))
+                if (~union).sum() * t >= self.min_keep:
+                    break
+            else:
+                raise RuntimeError(f"MultiBlock3D: context kept < {self.min_keep} tokens; lower the block scale")
+            tube = union.expand(t, h, w).flatten()  # (t*h*w,)
+            contexts.append((~tube).nonzero().squeeze(1))
+            targets.append(tube.nonzero().squeeze(1))
+        return _equal_length(contexts, g), _equal_length(targets, g).unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class FutureFrames:
+    """Causal mask: the first `context_frames` time slots are context, all later ones are the target."""
+
+    frames: int
+    height: int
+    width: int
+    context_frames: int
+
+    def __call__(self, batch_size: int, generator: torch.Generator | None = None) -> Masks:
+        if not 0 < self.context_frames < self.frames:
+            raise ValueError(f"context_frames must be in 1..{self.frames - 1}, got {self.context_frames}")
+        n_ctx = self.context_frames * self.height * self.width
+        n = self.frames * self.height * self.width
+        ctx = torch.arange(n_ctx).expand(batch_size, -1)
+        tgt = torch.arange(n_ctx, n).expand(batch_size, 1, -1)
+        return ctx.contiguous(), tgt.contiguous()
+
+
+@dataclass(frozen=True)
+class Random:
+    """MAE random masking: each sample hides a uniformly random `ratio` of its `num_tokens` tokens."""
+
+    num_tokens: int
+    ratio: float = 0.75
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
+        n_mask = round(self.num_tokens * self.ratio)
+        if not 0 < n_mask < self.num_tokens:
+            raise ValueError(f"mask ratio {self.ratio} leaves no visible or no masked token")
+        noise = torch.rand(batch_size, self.num_tokens, generator=generator)
+        order = noise.argsort(dim=1)  # (B, N): a random permutation per sample
+        keep = order[:, : self.num_tokens - n_mask].sort(dim=1).values
+        masked = order[:, self.num_tokens - n_mask :].sort(dim=1).values
+        return keep, masked.unsqueeze(1)

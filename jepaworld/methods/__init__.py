@@ -1,0 +1,80 @@
+"""Method registry: config -> a `Method` that owns its networks. The trainer looks methods up here only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from jepaworld.config import ExperimentConfig
+from jepaworld.losses import Regularizer
+from jepaworld.masks import MultiBlock2D, Random
+from jepaworld.methods.base import DataSpec, Method
+from jepaworld.methods.jepa import JEPA
+from jepaworld.methods.mae import MAE
+from jepaworld.vit import VisionTransformer, predictor_for, vit
+
+
+def build_encoder(cfg: ExperimentConfig, spec: DataSpec) -> VisionTransformer:
+    m = cfg.model
+    return vit(
+        m.size, depth=m.depth, img_size=spec.img_size, patch_size=m.patch_size, in_chans=spec.channels,
+        num_frames=spec.frames, tubelet=m.tubelet if spec.frames > 1 else 1,
+    )  # fmt: skip
+
+
+def build_regularizer(cfg: ExperimentConfig, dim: int) -> Regularizer:
+    me = cfg.method
+    return Regularizer(
+        kind=me.regularizer, dim=dim, weight=me.reg_weight, std_weight=me.vicreg_std_weight,
+        cov_weight=me.vicreg_cov_weight, expander_dim=me.expander_dim, slices=me.sigreg_slices,
+    )  # fmt: skip
+
+
+def build_ijepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
+    enc = build_encoder(cfg, spec)
+    _, h, w = enc.grid
+    mk = cfg.mask
+    mask = MultiBlock2D(
+        height=h, width=w, num_targets=mk.num_targets, target_scale=mk.target_scale,
+        target_aspect=mk.target_aspect, context_scale=mk.context_scale, min_keep=mk.min_keep,
+    )  # fmt: skip
+    pred = predictor_for(
+        enc,
+        dim=cfg.model.pred_dim,
+        depth=cfg.model.pred_depth,
+        num_heads=cfg.model.pred_heads,
+        out_dim=enc.dim,
+    )
+    me = cfg.method
+    return JEPA(
+        encoder=enc, predictor=pred, mask=mask, loss=me.loss, target=me.target,
+        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim),
+    )  # fmt: skip
+
+
+def build_mae(cfg: ExperimentConfig, spec: DataSpec) -> MAE:
+    enc = build_encoder(cfg, spec)
+    pixels = spec.channels * enc.patch_size**2 * enc.tubelet
+    dec = predictor_for(
+        enc,
+        dim=cfg.model.pred_dim,
+        depth=cfg.model.pred_depth,
+        num_heads=cfg.model.pred_heads,
+        out_dim=pixels,
+    )
+    mask = Random(num_tokens=enc.num_patches, ratio=cfg.mask.ratio)
+    return MAE(encoder=enc, decoder=dec, mask=mask, norm_pix_loss=cfg.method.norm_pix_loss)
+
+
+METHODS: dict[str, Callable[[ExperimentConfig, DataSpec], Method]] = {
+    "ijepa": build_ijepa,
+    "mae": build_mae,
+}
+
+
+def build_method(cfg: ExperimentConfig, spec: DataSpec) -> Method:
+    if cfg.method.name not in METHODS:
+        raise ValueError(f"unknown method '{cfg.method.name}'; choose one of {', '.join(METHODS)}")
+    return METHODS[cfg.method.name](cfg, spec)
+
+
+__all__ = ["JEPA", "MAE", "METHODS", "DataSpec", "Method", "build_encoder", "build_method"]

@@ -1,0 +1,87 @@
+"""JEPA: predict the target encoder's features of masked tokens from the context tokens.
+
+I-JEPA (Assran et al. 2023) on images with multi-block masks; V-JEPA (Bardes et al. 2024) on videos with
+spatio-temporal tube masks. Both are this one class: only the encoder's patch embedding and the mask differ.
+
+Collapse prevention is pluggable. `target="ema"`: the target encoder is a momentum copy behind a stop-gradient
+(momentum annealed from `ema_start` to `ema_end`). `target="online"`: the target is the online encoder itself
+behind a stop-gradient, which collapses unless a regulariser (`VICReg` or `SIGReg` in `losses.Regularizer`) holds
+the context embeddings apart.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from jepaworld.losses import Regularizer, regression_loss
+from jepaworld.methods.base import Method
+from jepaworld.vit import Predictor, VisionTransformer, gather_tokens
+
+MaskFn = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
+
+
+class JEPA(Method):
+    def __init__(
+        self,
+        *,
+        encoder: VisionTransformer,
+        predictor: Predictor,
+        mask: MaskFn,
+        loss: str = "smooth_l1",
+        target: str = "ema",
+        ema: tuple[float, float] = (0.996, 1.0),
+        regularizer: Regularizer | None = None,
+    ) -> None:
+        super().__init__()
+        if target not in ("ema", "online"):
+            raise ValueError(f"unknown target '{target}'; choose ema or online")
+        self.encoder, self.predictor, self.mask = encoder, predictor, mask
+        self.loss_kind, self.target, self.ema = loss, target, ema
+        self.target_encoder = copy.deepcopy(encoder).requires_grad_(False) if target == "ema" else None
+        self.reg = regularizer or Regularizer(kind="none", dim=encoder.dim)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def eval_encoder(self) -> VisionTransformer:
+        return self.target_encoder if self.target_encoder is not None else self.encoder
+
+    def prepare(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        ctx, tgt = self.mask(batch["x"].shape[0], generator)
+        return {**batch, "ctx": ctx, "tgt": tgt}
+
+    @torch.no_grad()
+    def targets(self, x: torch.Tensor) -> torch.Tensor:
+        """Layer-normed target-encoder features of every token (B, N, D), without gradient."""
+        h = (self.target_encoder or self.encoder)(x)
+        return F.layer_norm(h, (h.shape[-1],))
+
+    def predict(self, x: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode the context and predict each target block: returns (z (B, Nc, D), pred (B, M, Nt, D))."""
+        B, M, Nt = tgt.shape
+        z = self.encoder(x, ctx)  # (B, Nc, D)
+        # One predictor pass per target block, as in I-JEPA: blocks never see each other's mask tokens.
+        pred = self.predictor(z.repeat_interleave(M, 0), ctx.repeat_interleave(M, 0), tgt.flatten(0, 1))
+        return z, pred.view(B, M, Nt, -1)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        x, ctx, tgt = batch["x"], batch["ctx"], batch["tgt"]
+        B, M, Nt = tgt.shape
+        h = self.targets(x)  # (B, N, D)
+        target = gather_tokens(h, tgt.flatten(1)).view(B, M, Nt, -1)  # (B, M, Nt, D)
+        z, pred = self.predict(x, ctx, tgt)
+        pred_loss = regression_loss(pred.float(), target.float(), self.loss_kind)
+        reg_loss, logs = self.reg(z.flatten(0, 1), int(self.step))
+        return pred_loss + reg_loss, {"loss/pred": pred_loss.item(), **logs}
+
+    @torch.no_grad()
+    def after_step(self, progress: float) -> None:
+        self.step += 1
+        if self.target_encoder is None:
+            return
+        m = self.ema[0] + (self.ema[1] - self.ema[0]) * min(max(progress, 0.0), 1.0)
+        online = list(self.encoder.parameters())
+        torch._foreach_lerp_(list(self.target_encoder.parameters()), online, 1.0 - m)

@@ -1,0 +1,425 @@
+"""Planners, planning costs and a receding-horizon (MPC) loop for action-conditioned JEPA world models.
+
+Planners minimise a batched cost over open-loop action sequences in [-1, 1]::
+
+    cost_fn(actions: (N, H, A)) -> (N,)
+
+and all of them sit behind one function, `plan`. The variants:
+
+- `CEM`: the cross-entropy method (Rubinstein 1999, "The Cross-Entropy Method for Combinatorial and Continuous
+  Optimization"), as used for latent planning by DINO-WM (Zhou et al. 2024) and facebookresearch/eb_jepa.
+- `MPPI`: model predictive path integral control (Williams et al. 2017, "Information Theoretic MPC for Model-Based
+  Reinforcement Learning"): an exponentially weighted average of noisy perturbations of the current plan.
+- `Gradient`: Adam on the action sequence through a differentiable world model (the gradient planner of DINO-WM),
+  with actions kept in [-1, 1] by a tanh reparameterisation and several restarts.
+
+Costs act on a predicted latent trajectory ``(N, H, *D)`` and its actions ``(N, H, A)``: `GoalCost` (distance to
+a goal embedding), and the guardrails `KeepOut` (forbidden region in a 2-D readout of the latents) and
+`ActionMagnitude`; `TotalCost` sums weighted terms and reports each. `make_cost_fn` composes a world-model
+rollout with a cost into the ``cost_fn`` a planner takes, and `run_mpc` runs plan → act → replan on an env.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+CostFn = Callable[[Tensor], Tensor]  # actions (N, H, A) -> cost (N,)
+RolloutFn = Callable[[Tensor], Tensor]  # actions (N, H, A) -> predicted latents (N, H, *D)
+
+
+class PlanningError(RuntimeError):
+    """The planner cannot go on (e.g. the cost became NaN); an evaluator fails the episode and continues."""
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    actions: Tensor  # (H, A), in [-1, 1]
+    cost: float  # cost of `actions`
+    iters: int
+    seconds: float
+
+
+def _evaluate(cost_fn: CostFn, actions: Tensor) -> Tensor:
+    """(N, H, A) -> (N,), refusing NaN and shape mistakes with one-line errors."""
+    costs = cost_fn(actions)
+    if not isinstance(costs, Tensor) or costs.shape != actions.shape[:1]:
+        shape = getattr(costs, "shape", type(costs).__name__)
+        raise PlanningError(f"cost_fn must return a tensor of shape ({actions.shape[0]},), got {shape}")
+    if torch.isnan(costs).any():
+        raise PlanningError(f"cost_fn returned NaN for {int(torch.isnan(costs).sum())}/{len(costs)} candidates")
+    return costs
+
+
+class _Best:
+    """Best candidate seen so far, so that every planner returns the cheapest sequence it actually evaluated."""
+
+    def __init__(self) -> None:
+        self.actions: Tensor | None = None
+        self.cost = math.inf
+
+    def update(self, actions: Tensor, costs: Tensor) -> None:  # (N, H, A), (N,)
+        costs = costs.detach()
+        i = int(torch.argmin(costs))
+        if self.actions is None or float(costs[i]) < self.cost:
+            self.actions, self.cost = actions[i].detach().clone(), float(costs[i])
+
+
+def _noise(shape: tuple[int, ...], generator: torch.Generator, like: Tensor) -> Tensor:
+    # Drawn on the generator's device, then moved: the world model may live on a GPU while the seed is on CPU.
+    return torch.randn(shape, generator=generator, device=generator.device).to(like)
+
+
+class Planner(Protocol):
+    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
+        """Start from `init` (H, A); return (best actions (H, A), their cost, iterations run)."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CEM:
+    """Cross-entropy method: sample around a diagonal Gaussian, refit it to the `elites` cheapest samples.
+
+    `momentum` blends the old mean/std into the refit one (0 = plain CEM). The current mean is always one of the
+    candidates, so a warm start is never lost.
+    """
+
+    samples: int = 300
+    elites: int = 30
+    iters: int = 30
+    init_std: float = 1.0
+    min_std: float = 0.01
+    momentum: float = 0.0
+
+    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
+        if not 0 < self.elites <= self.samples:
+            raise ValueError(f"CEM needs 0 < elites <= samples, got elites={self.elites}, samples={self.samples}")
+        H, A = init.shape
+        mean, std = init.clone(), torch.full_like(init, self.init_std)
+        best = _Best()
+        for _ in range(self.iters):
+            candidates = mean + std * _noise((self.samples, H, A), generator, init)  # (N, H, A)
+            candidates[0] = mean
+            candidates = candidates.clamp(-1.0, 1.0)
+            with torch.no_grad():
+                costs = _evaluate(cost_fn, candidates)
+            best.update(candidates, costs)
+            elites = candidates[torch.topk(costs, self.elites, largest=False).indices]  # (K, H, A)
+            mean = self.momentum * mean + (1 - self.momentum) * elites.mean(0)
+            std = (self.momentum * std + (1 - self.momentum) * elites.std(0, unbiased=False)).clamp_min(self.min_std)
+        assert best.actions is not None
+        return best.actions, best.cost, self.iters
+
+
+@dataclass(frozen=True, kw_only=True)
+class MPPI:
+    """Model predictive path integral: mean ← Σ softmax(-cost / temperature) · perturbed sequence.
+
+    Costs are shifted by their minimum before the softmax, so `temperature` is in the cost's own units: smaller
+    is greedier.
+    """
+
+    samples: int = 300
+    iters: int = 30
+    temperature: float = 0.1
+    noise_std: float = 0.3
+
+    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
+        H, A = init.shape
+        mean = init.clone()
+        best = _Best()
+        for _ in range(self.iters):
+            candidates = mean + self.noise_std * _noise((self.samples, H, A), generator, init)  # (N, H, A)
+            candidates[0] = mean
+            candidates = candidates.clamp(-1.0, 1.0)
+            with torch.no_grad():
+                costs = _evaluate(cost_fn, candidates)
+            best.update(candidates, costs)
+            weights = torch.softmax(-(costs - costs.min()) / self.temperature, dim=0)  # (N,)
+            mean = torch.einsum("n,nha->ha", weights, candidates)
+        assert best.actions is not None
+        return best.actions, best.cost, self.iters
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gradient:
+    """Adam on ``actions = tanh(z)`` through a differentiable cost, from `restarts` starts optimised together.
+
+    Restart 0 starts at `init`; the others at `init` plus Gaussian noise of `init_std`, which breaks the ties
+    (e.g. a symmetric obstacle straight ahead) that stall a single gradient descent.
+    """
+
+    iters: int = 100
+    lr: float = 0.1
+    restarts: int = 4
+    init_std: float = 0.3
+
+    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
+        H, A = init.shape
+        starts = init.expand(self.restarts, H, A).clone()  # (R, H, A)
+        starts[1:] += self.init_std * _noise((self.restarts - 1, H, A), generator, init)
+        # atanh of ±1 is infinite; 0.999 keeps the start inside tanh's useful range.
+        z = torch.atanh(starts.clamp(-0.999, 0.999)).requires_grad_(True)
+        optimiser = torch.optim.Adam([z], lr=self.lr)
+        best = _Best()
+        with torch.enable_grad():
+            for _ in range(self.iters):
+                actions = torch.tanh(z)
+                costs = _evaluate(cost_fn, actions)
+                best.update(actions, costs)
+                if not costs.requires_grad:
+                    raise PlanningError("Gradient planner needs a differentiable cost_fn (the cost has no grad)")
+                optimiser.zero_grad(set_to_none=True)
+                # Restarts are independent, so the gradient of the sum is each restart's own gradient.
+                costs.sum().backward()
+                optimiser.step()
+            with torch.no_grad():
+                actions = torch.tanh(z)
+                best.update(actions, _evaluate(cost_fn, actions))
+        assert best.actions is not None
+        return best.actions, best.cost, self.iters
+
+
+PLANNERS: dict[str, Callable[..., Planner]] = {"cem": CEM, "mppi": MPPI, "gradient": Gradient}
+
+
+def make_planner(name: str, **kwargs: Any) -> Planner:
+    if name not in PLANNERS:
+        raise ValueError(f"unknown planner {name!r}: known planners are {', '.join(sorted(PLANNERS))}")
+    return PLANNERS[name](**kwargs)
+
+
+def plan(
+    planner: Planner,
+    cost_fn: CostFn,
+    *,
+    horizon: int,
+    action_dim: int,
+    generator: torch.Generator,
+    init: Tensor | None = None,
+    device: torch.device | str | None = None,
+) -> PlanResult:
+    """Minimise ``cost_fn`` over action sequences (horizon, action_dim) in [-1, 1].
+
+    `init` (H, A) warm-starts the search, typically `shift_plan(previous_plan)`; zeros otherwise. Candidates live on
+    `device` (default: init's device, else the generator's). Raises `PlanningError` if the cost is NaN.
+    """
+    if init is None:
+        init = torch.zeros(horizon, action_dim, device=device or generator.device)
+    elif init.shape != (horizon, action_dim):
+        raise ValueError(f"init must have shape ({horizon}, {action_dim}), got {tuple(init.shape)}")
+    init = init.detach().to(device=device or init.device, dtype=torch.float32).clamp(-1.0, 1.0)
+    start = time.perf_counter()
+    actions, cost, iters = planner.optimise(cost_fn, init=init, generator=generator)
+    return PlanResult(actions=actions.clamp(-1.0, 1.0), cost=cost, iters=iters, seconds=time.perf_counter() - start)
+
+
+def shift_plan(actions: Tensor, steps: int = 1) -> Tensor:
+    """Receding-horizon warm start: drop the `steps` executed actions and repeat the last one. (H, A) -> (H, A)."""
+    steps = min(steps, len(actions))
+    return torch.cat([actions[steps:], actions[-1:].expand(steps, -1)])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Costs: (latents (N, H, *D), actions (N, H, A)) -> (N,)
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class Cost(Protocol):
+    def __call__(self, latents: Tensor, actions: Tensor) -> Tensor: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class GoalCost:
+    """Distance from predicted embeddings to a goal embedding (DINO-WM's planning objective).
+
+    `goal` has the shape of one step's latent (*D). metric: "l2" is the mean squared error over features (so the
+    scale does not grow with D), "cosine" is 1 - cosine similarity. reduction: "last" scores only the final
+    prediction; "sum" adds every step, which prefers getting there early and on a direct path.
+    """
+
+    goal: Tensor
+    metric: Literal["l2", "cosine"] = "l2"
+    reduction: Literal["last", "sum"] = "last"
+
+    def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
+        N, H = latents.shape[:2]
+        z = latents.reshape(N, H, -1)  # (N, H, D)
+        goal = self.goal.reshape(1, 1, -1).to(z)  # (1, 1, D)
+        if self.metric == "l2":
+            distance = (z - goal).pow(2).mean(-1)  # (N, H)
+        elif self.metric == "cosine":
+            distance = 1 - torch.nn.functional.cosine_similarity(z, goal, dim=-1)
+        else:
+            raise ValueError(f"unknown GoalCost metric {self.metric!r}: use 'l2' or 'cosine'")
+        if self.reduction == "last":
+            return distance[:, -1]
+        if self.reduction == "sum":
+            return distance.sum(1)
+        raise ValueError(f"unknown GoalCost reduction {self.reduction!r}: use 'last' or 'sum'")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeepOut:
+    """Guardrail: ``weight · Σ_t hinge(depth_t)²`` for predicted 2-D positions inside a forbidden region.
+
+    `position_fn` maps latents (N, H, *D) to positions (N, H, 2) (a probe, or the identity for a state-space
+    model). The region is a disc (`center`, `radius`) or an axis-aligned rectangle (`low`, `high`); `depth` is how
+    far inside it a position is (positive inside), enlarged by `margin`. The squared hinge is smooth at the
+    boundary, so the Gradient planner gets a gradient pointing out of the region.
+    """
+
+    position_fn: Callable[[Tensor], Tensor]
+    center: tuple[float, float] | None = None
+    radius: float | None = None
+    low: tuple[float, float] | None = None
+    high: tuple[float, float] | None = None
+    margin: float = 0.0
+    weight: float = 1000.0
+
+    def __post_init__(self) -> None:
+        disc = self.center is not None and self.radius is not None
+        box = self.low is not None and self.high is not None
+        if disc == box:
+            raise ValueError("KeepOut needs either center and radius (a disc) or low and high (a rectangle)")
+
+    def depth(self, positions: Tensor) -> Tensor:
+        """(…, 2) -> (…,) signed depth inside the region (> 0 inside, before the margin)."""
+        if self.center is not None and self.radius is not None:
+            center = torch.tensor(self.center).to(positions)
+            return self.radius - (positions - center).norm(dim=-1)
+        assert self.low is not None and self.high is not None
+        low, high = torch.tensor(self.low).to(positions), torch.tensor(self.high).to(positions)
+        return torch.minimum(positions - low, high - positions).min(-1).values
+
+    def inside(self, positions: Tensor) -> Tensor:
+        """(…, 2) -> (…,) bool: strictly inside the region (the margin is a planning buffer, not a violation)."""
+        return self.depth(positions) > 0
+
+    def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
+        depth = self.depth(self.position_fn(latents)) + self.margin  # (N, H)
+        return self.weight * torch.relu(depth).pow(2).sum(1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActionMagnitude:
+    """Guardrail: ``weight · Σ_t relu(||a_t|| - limit)²``, discouraging actions whose norm exceeds `limit`."""
+
+    limit: float
+    weight: float = 10.0
+
+    def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
+        return self.weight * torch.relu(actions.norm(dim=-1) - self.limit).pow(2).sum(1)
+
+
+@dataclass(frozen=True)
+class TotalCost:
+    """Weighted sum of named cost terms; `breakdown` reports each weighted term, e.g. for logging."""
+
+    terms: Mapping[str, Cost]
+    weights: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(self.terms)
+        if unknown:
+            raise ValueError(f"weights given for unknown cost terms {sorted(unknown)}; terms are {list(self.terms)}")
+
+    def breakdown(self, latents: Tensor, actions: Tensor) -> dict[str, Tensor]:
+        return {name: self.weights.get(name, 1.0) * term(latents, actions) for name, term in self.terms.items()}
+
+    def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
+        return torch.stack(list(self.breakdown(latents, actions).values())).sum(0)
+
+
+def make_cost_fn(rollout_fn: RolloutFn, cost: Cost) -> CostFn:
+    """The planner's cost_fn: ``actions -> cost(rollout_fn(actions), actions)``."""
+
+    def cost_fn(actions: Tensor) -> Tensor:
+        return cost(rollout_fn(actions), actions)
+
+    return cost_fn
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Receding-horizon control
+# --------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    success: bool
+    steps: int  # actions executed
+    plan_seconds_per_action: float
+    states: np.ndarray  # (steps + 1, S)
+    frames: np.ndarray  # (steps + 1, 64, 64, 3) uint8, or (0,) when frames were not recorded
+    violations: int  # visited states for which violation_fn was true
+    plan_costs: list[float]  # cost of each plan made
+
+
+def run_mpc(
+    env: Any,
+    planner: Planner,
+    *,
+    obs: dict[str, np.ndarray],
+    goal_state: np.ndarray,
+    cost_fn_factory: Callable[[dict[str, np.ndarray]], CostFn],
+    horizon: int,
+    generator: torch.Generator,
+    max_steps: int | None = None,
+    replan_every: int = 1,
+    violation_fn: Callable[[np.ndarray], bool] | None = None,
+    record_frames: bool = True,
+) -> EpisodeResult:
+    """Plan from the current observation, execute the first `replan_every` actions, replan with a warm start.
+
+    The caller has already reset `env` (giving `obs`) and chosen the goal; ``cost_fn_factory(obs)`` builds the
+    cost of action sequences from an observation (typically encode obs, roll the world model out, score against
+    the goal embedding). Stops at `env.success(state, goal_state)` or after `max_steps` (default: the env's
+    episode length). `violation_fn(state)` marks states that broke a constraint (counted, not enforced).
+    A `PlanningError` from the planner propagates, so the caller decides how to score that episode.
+    """
+    if not 1 <= replan_every <= horizon:
+        raise ValueError(f"replan_every must be in [1, horizon={horizon}], got {replan_every}")
+    max_steps = env.max_episode_steps if max_steps is None else max_steps
+    states, frames = [obs["state"]], [obs["pixels"]]
+    plan_costs: list[float] = []
+    plan_seconds, steps, previous, queue = 0.0, 0, None, []
+    success = bool(env.success(obs["state"], goal_state))
+    while not success and steps < max_steps:
+        if not queue:
+            init = None if previous is None else shift_plan(previous, replan_every)
+            result = plan(
+                planner,
+                cost_fn_factory(obs),
+                horizon=horizon,
+                action_dim=env.action_dim,
+                generator=generator,
+                init=init,
+            )
+            plan_seconds += result.seconds
+            plan_costs.append(result.cost)
+            previous = result.actions
+            queue = list(result.actions[:replan_every].cpu().numpy())
+        obs, _ = env.step(queue.pop(0))
+        steps += 1
+        states.append(obs["state"])
+        if record_frames:
+            frames.append(obs["pixels"])
+        success = bool(env.success(obs["state"], goal_state))
+    violations = sum(bool(violation_fn(s)) for s in states) if violation_fn is not None else 0
+    return EpisodeResult(
+        success=success,
+        steps=steps,
+        plan_seconds_per_action=plan_seconds / max(steps, 1),
+        states=np.stack(states),
+        frames=np.stack(frames) if record_frames else np.zeros(0, dtype=np.uint8),
+        violations=violations,
+        plan_costs=plan_costs,
+    )

@@ -1,0 +1,280 @@
+"""The one generic trainer: it runs any `Method` (I-JEPA, MAE, V-JEPA, world models) on any dataset.
+
+AdamW with linear warm-up then cosine learning rate, a cosine weight-decay schedule (as in I-JEPA), gradient
+clipping, optional bf16 autocast, DDP under `torchrun` (gloo on CPU, NCCL on CUDA), atomic checkpoints with exact
+resume, JSONL + TensorBoard metrics, a progress bar, and collapse diagnostics (RankMe and feature std).
+
+Determinism: the data order depends on (seed, epoch) and all per-step randomness (augmentation, masks) on
+(seed, step), drawn for the *global* batch before it is split across ranks. So a resumed run continues exactly,
+and N ranks compute the same step as one process on the same global batch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+from jepaworld.checkpoint import (
+    CHECKPOINT,
+    METRICS,
+    CheckpointError,
+    load_strict,
+    prepare_run_dir,
+    read_checkpoint,
+    save_checkpoint,
+)  # fmt: skip
+from jepaworld.config import ExperimentConfig, describe
+from jepaworld.data import build_dataset
+from jepaworld.data.images import RandomResizedCropFlip
+from jepaworld.losses import collapse_report, is_collapsed
+from jepaworld.methods import DataSpec, Method, build_method
+
+
+class TrainingError(RuntimeError):
+    """Training had to stop (for example a non-finite loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    seconds: float
+    loss: float
+    diagnostics: dict[str, float]
+
+
+def cosine(step: int, total: int, start: float, end: float, warmup: int = 0) -> float:
+    """Linear warm-up from 0 to `start` over `warmup` steps, then cosine from `start` to `end`."""
+    if step < warmup:
+        return start * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return end + 0.5 * (start - end) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """Biases, norms, tokens and other 1-D parameters get no weight decay."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 or p.shape[:2] == (1, 1) else decay).append(p)
+    return [{"params": decay, "wd_scale": 1.0}, {"params": no_decay, "wd_scale": 0.0}]
+
+
+class EpochSampler:
+    """Global batches of indices: a fresh permutation per epoch from (seed, epoch), last partial batch dropped."""
+
+    def __init__(self, *, n: int, batch_size: int, seed: int) -> None:
+        if n < batch_size:
+            raise ValueError(f"dataset has {n} items, fewer than one batch of {batch_size}; lower --train.batch_size")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, step: int) -> torch.Tensor:
+        epoch, i = divmod(step, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
+
+
+def setup_device(name: str) -> tuple[torch.device, int, int]:
+    """(device, rank, world size); joins the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return device, rank, world
+
+
+def spec_of(ds) -> DataSpec:
+    return DataSpec(
+        channels=ds.channels, img_size=ds.img_size, frames=getattr(ds, "frames", 1),
+        action_dim=getattr(ds, "action_dim", 0),
+    )  # fmt: skip
+
+
+def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
+    tc = cfg.train
+    device, rank, world = setup_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    if tc.batch_size % world:
+        raise ValueError(f"batch size {tc.batch_size} does not split over {world} ranks")
+    lead = rank == 0
+    out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
+    if lead:
+        print(describe(cfg), flush=True)
+
+    torch.manual_seed(tc.seed)  # identical initial weights on every rank
+    ds = build_dataset(cfg.data, "train")
+    spec = spec_of(ds)
+    method: Method = build_method(cfg, spec).to(device)
+    opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95))
+    start, elapsed = 0, 0.0
+    if resume:
+        state = read_checkpoint(out / CHECKPOINT)
+        load_strict(method, state["method"], path=state["path"])
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{state['path']}: optimiser state does not fit this model ({e})") from e
+        start, elapsed = state["step"], state["elapsed"]
+        torch.set_rng_state(state["rng"])
+    model = DistributedDataParallel(method) if world > 1 else method
+    augment = RandomResizedCropFlip(scale=(cfg.data.crop_scale_min, 1.0)) if cfg.data.augment else None
+    sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
+    local = slice(rank * tc.batch_size // world, (rank + 1) * tc.batch_size // world)
+
+    def checkpoint(step: int) -> None:
+        if lead:
+            save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, method=method, optimizer=opt.state_dict(),
+                            step=step, elapsed=elapsed, rng=torch.get_rng_state())  # fmt: skip
+
+    log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
+    # Random-init features are already low-rank; collapse warnings compare against this starting point.
+    log.initial = collapse_report(method.features(inputs(ds.load(sampler.indices(start))).to(device)))
+    loss_value, diag, step = float("nan"), {}, start
+    t_last, n_last = time.perf_counter(), 0
+    for step in range(start, tc.steps):
+        t0 = time.perf_counter()
+        lr = cosine(step, tc.steps, tc.lr, tc.min_lr, tc.warmup_steps)
+        wd = cosine(step, tc.steps, tc.weight_decay, tc.weight_decay_end)
+        for group in opt.param_groups:
+            group["lr"], group["weight_decay"] = lr, wd * group["wd_scale"]
+        g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+        batch = {k: v.to(device, non_blocking=True) for k, v in ds.load(sampler.indices(step)).items()}
+        if augment is not None and "x" in batch:
+            batch["x"] = augment(batch["x"], g)
+        batch = {k: v[local].to(device) for k, v in method.prepare(batch, g).items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
+            loss, logs = model(batch)
+        loss_value = all_mean(loss.detach().float(), world)
+        if not math.isfinite(loss_value):
+            log.close()
+            raise TrainingError(
+                f"non-finite loss ({loss_value}) at step {step}; stopped, the last good checkpoint "
+                f"{out / CHECKPOINT} is kept; lower --train.lr or set --train.grad_clip"
+            )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if tc.grad_clip > 0:
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(method.parameters(), tc.grad_clip).item()
+        opt.step()
+        method.after_step((step + 1) / tc.steps)
+        elapsed += time.perf_counter() - t0
+        n_last += tc.batch_size
+        done = step + 1
+        if done % tc.diag_every == 0 or done == tc.steps:
+            diag = collapse_report(method.features(inputs(batch)))
+            log.diagnostics(done, diag)
+        if done % tc.log_every == 0 or done == tc.steps:
+            rate = n_last / (time.perf_counter() - t_last)
+            t_last, n_last = time.perf_counter(), 0
+            log.metrics(done, {"loss": loss_value, "lr": lr, "wd": wd, "samples_per_s": rate, **logs})
+        log.tick(loss_value)
+        if done % tc.ckpt_every == 0:
+            checkpoint(done)
+        if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
+            break
+    step = step + 1 if tc.steps > start else start
+    checkpoint(step)
+    log.close()
+    if lead:
+        print(f"trained {step} steps in {elapsed:.0f}s; final loss {loss_value:.4f}; checkpoint {out / CHECKPOINT}")
+    return TrainResult(run_dir=out, steps=step, seconds=elapsed, loss=loss_value, diagnostics=diag)
+
+
+def inputs(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The observations of a batch: images/clips ("x") or world-model frames ("frames")."""
+    return batch["x"] if "x" in batch else batch["frames"]
+
+
+def all_mean(x: torch.Tensor, world: int) -> float:
+    if world > 1:
+        dist.all_reduce(x)
+        x = x / world
+    return x.item()
+
+
+def broadcast_flag(flag: bool, world: int) -> bool:
+    """Rank 0 decides (time budgets differ slightly across ranks) so every rank stops at the same step."""
+    if world == 1:
+        return flag
+    t = torch.tensor([float(flag)])
+    dist.broadcast(t, 0)
+    return bool(t.item())
+
+
+class Logger:
+    """Metrics to JSONL and TensorBoard, a tqdm progress bar, and loud collapse warnings (rank 0 only)."""
+
+    def __init__(self, out: Path, *, enabled: bool, total: int, start: int, progress: bool) -> None:
+        self.enabled, self.bar, self.tb, self.initial = enabled, None, None, None
+        if not enabled:
+            return
+        self.file = open(out / METRICS, "a")  # noqa: SIM115 (kept open for the whole run)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb = SummaryWriter(str(out / "tb"))
+        if progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
+        self.file.flush()
+        for k, v in values.items():
+            self.tb.add_scalar(k, v, step)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{values['loss']:.4f}", samples_per_s=f"{values['samples_per_s']:.0f}")
+        else:
+            print(
+                f"step {step:>6}  loss {values['loss']:.4f}  {values['samples_per_s']:.0f} samples/s",
+                flush=True,
+            )
+
+    def diagnostics(self, step: int, diag: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        self.metrics_raw(step, diag)
+        if is_collapsed(diag, reference=self.initial):
+            msg = (
+                f"WARNING: representation collapse at step {step}: effective rank {diag['diag/rank']:.2f}, "
+                f"normalised std {diag['diag/std']:.3f}; use EMA, a regulariser or a lower learning rate"
+            )
+            (self.bar.write if self.bar is not None else print)(msg)
+
+    def metrics_raw(self, step: int, values: dict[str, float]) -> None:
+        self.file.write(json.dumps({"step": step, **values}) + "\n")
+        for k, v in values.items():
+            self.tb.add_scalar(k, v, step)
+
+    def tick(self, loss: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.enabled:
+            if self.bar is not None:
+                self.bar.close()
+            self.file.close()
+            self.tb.close()

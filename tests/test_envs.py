@@ -1,0 +1,181 @@
+"""Tests for jepaworld.envs: TwoRooms dynamics and rendering, the registry, GymPixels, and the optional simulators."""
+
+from __future__ import annotations
+
+import sys
+from typing import ClassVar
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from jepaworld.envs import ENVS, Env, GymPixels, TwoRooms, make_env
+
+
+def check_obs(obs: dict[str, np.ndarray], env: Env) -> None:
+    assert set(obs) == {"pixels", "proprio", "state"}
+    assert obs["pixels"].shape == (64, 64, 3) and obs["pixels"].dtype == np.uint8
+    assert obs["proprio"].dtype == np.float32 and obs["proprio"].ndim == 1
+    assert obs["state"].dtype == np.float32 and obs["state"].ndim == 1
+    assert isinstance(env, Env)
+
+
+# TwoRooms ------------------------------------------------------------------------------------------------------------
+
+
+def test_two_rooms_is_deterministic_given_a_seed():
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(30, 2))
+
+    def run(seed: int) -> list[np.ndarray]:
+        env = TwoRooms()
+        states = [env.reset(seed=seed)["state"]]
+        states += [env.step(a)[0]["state"] for a in actions]
+        goal_obs, goal_state = env.sample_goal(np.random.default_rng(seed))
+        return [*states, goal_state, goal_obs["pixels"]]
+
+    assert all(np.array_equal(a, b) for a, b in zip(run(1), run(1), strict=True))
+    assert not np.array_equal(run(1)[0], run(2)[0])
+
+
+def test_two_rooms_obs_render_and_success():
+    env = TwoRooms()
+    obs = env.reset(seed=0)
+    check_obs(obs, env)
+    assert obs["state"].shape == (2,) and np.array_equal(obs["proprio"], obs["state"])
+    # The agent is drawn in its own colour near its position (row 0 is the top of the arena).
+    obs = env.set_state(np.array([0.25, 0.75]))
+    rows, cols = np.nonzero((obs["pixels"] == TwoRooms.AGENT_COLOUR).all(-1))
+    assert abs(rows.mean() - 16) < 1.5 and abs(cols.mean() - 16) < 1.5
+    assert (obs["pixels"] == TwoRooms.WALL_COLOUR).all(-1)[:, 31:33].sum() > 64  # the wall column
+    assert env.success(np.array([0.25, 0.75]), np.array([0.25 + 0.9 * env.success_radius, 0.75]))
+    assert not env.success(np.array([0.25, 0.75]), np.array([0.25 + 1.1 * env.success_radius, 0.75]))
+
+
+def test_two_rooms_goal_is_in_the_other_room():
+    env = TwoRooms()
+    for seed in range(10):
+        start = env.reset(seed=seed)["state"]
+        goal_obs, goal_state = env.sample_goal(np.random.default_rng(seed))
+        assert env.room(start) != env.room(goal_state)
+        assert np.array_equal(goal_obs["state"], goal_state) and not env.success(start, goal_state)
+        assert env.success(goal_state, goal_state)
+
+
+def test_wall_blocks_motion_outside_the_door():
+    env = TwoRooms()
+    env.set_state(np.array([0.3, 0.2]))  # left room, below the door
+    for _ in range(20):
+        obs, info = env.step(np.array([1.0, 0.0]))
+    assert env.room(obs["state"]) == 0 and info["collided"]
+    assert obs["state"][0] == pytest.approx(env.blocked_regions()[0][0][0])  # stopped at the wall's face
+    # Sliding up along the wall into the door lets the agent through.
+    for _ in range(6):
+        env.step(np.array([1.0, 1.0]))
+    for _ in range(10):
+        obs, _ = env.step(np.array([1.0, 0.0]))
+    assert env.room(obs["state"]) == 1
+    # Inside the doorway the jambs stop vertical motion.
+    env.set_state(np.array([0.5, 0.5]))
+    for _ in range(10):
+        obs, info = env.step(np.array([0.0, 1.0]))
+    assert obs["state"][1] == pytest.approx(env.blocked_regions()[1][0][1]) and info["collided"]
+    with pytest.raises(ValueError, match="not a free position"):
+        env.set_state(np.array([0.5, 0.1]))
+
+
+def test_actions_are_clipped_to_the_unit_box():
+    env = TwoRooms()
+    env.set_state(np.array([0.2, 0.5]))
+    big = env.step(np.array([7.0, -3.0]))[0]["state"]
+    env.set_state(np.array([0.2, 0.5]))
+    unit = env.step(np.array([1.0, -1.0]))[0]["state"]
+    assert np.array_equal(big, unit)
+    assert np.allclose(unit, [0.2 + env.max_step, 0.5 - env.max_step])
+    with pytest.raises(ValueError, match="shape"):
+        env.step(np.zeros(3))
+
+
+# Registry ------------------------------------------------------------------------------------------------------------
+
+
+def test_registry_and_unknown_names():
+    assert {"two_rooms", "pointmaze", "pusht", "reacher"} <= set(ENVS)
+    assert isinstance(make_env("two_rooms", max_step=0.1), TwoRooms)
+    with pytest.raises(ValueError, match=r"unknown env 'two_room'.*did you mean two_rooms"):
+        make_env("two_room")
+    with pytest.raises(ValueError, match="known envs are"):
+        make_env("zzz")
+
+
+# GymPixels -----------------------------------------------------------------------------------------------------------
+
+
+def test_gym_pixels_wraps_a_classic_control_env():
+    pytest.importorskip("pygame")  # classic-control envs draw with pygame
+    env = make_env("gym:Pendulum-v1", goal_steps=5)
+    assert isinstance(env, GymPixels) and env.action_dim == 1 and env.max_episode_steps == 200
+    obs = env.reset(seed=0)
+    check_obs(obs, env)
+    assert obs["state"].shape == (3,) and obs["pixels"].std() > 0
+    assert env.env_action(np.array([-1.0])) == pytest.approx(-2.0)
+    assert env.env_action(np.array([5.0])) == pytest.approx(2.0)  # clipped to +1 first
+    obs, info = env.step(np.array([0.5]))
+    check_obs(obs, env)
+    assert {"reward", "terminated", "truncated"} <= set(info)
+    goal_a, state_a = env.sample_goal(np.random.default_rng(0))
+    goal_b, state_b = env.sample_goal(np.random.default_rng(0))
+    assert np.array_equal(state_a, state_b) and np.array_equal(goal_a["pixels"], goal_b["pixels"])
+    assert env.success(state_a, state_a) and not env.success(state_a, state_a + 1)
+    env.close()
+
+
+class _HumanOnly(gym.Env):
+    metadata: ClassVar[dict[str, list[str]]] = {"render_modes": ["human"]}
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,))
+    observation_space = gym.spaces.Box(-1.0, 1.0, (1,))
+
+    def __init__(self, render_mode: str | None = None) -> None:
+        self.render_mode = render_mode
+
+
+def test_gym_pixels_rejects_unsupported_envs():
+    with pytest.raises(ValueError, match="needs a Box action space"):
+        make_env("gym:CartPole-v1")
+    if "JepaworldHumanOnly-v0" not in gym.registry:
+        gym.register("JepaworldHumanOnly-v0", entry_point=_HumanOnly)
+    with pytest.raises(ValueError, match="does not support render_mode='rgb_array'"):
+        make_env("gym:JepaworldHumanOnly-v0")
+
+
+# Optional simulators -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "state_dim"),
+    [("pointmaze", "gymnasium_robotics", 4), ("pusht", "gym_pusht", 7), ("reacher", "dm_control", 6)],
+)
+def test_optional_env(name, module, state_dim):
+    pytest.importorskip(module)
+    env = make_env(name)
+    try:
+        obs = env.reset(seed=0)
+        check_obs(obs, env)
+        assert obs["state"].shape == (state_dim,) and env.action_dim == 2
+        assert np.array_equal(env.reset(seed=0)["pixels"], obs["pixels"])  # seeded start
+        goal_obs, goal_state = env.sample_goal(np.random.default_rng(0))
+        check_obs(goal_obs, env)
+        assert env.success(goal_state, goal_state)
+        after = env.reset(seed=0)
+        for action in np.random.default_rng(0).uniform(-1, 1, size=(5, 2)):
+            after, _ = env.step(action)
+        check_obs(after, env)
+        assert not np.array_equal(after["state"], obs["state"])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize(("name", "module"), [("pusht", "gym_pusht"), ("reacher", "dm_control.suite")])
+def test_missing_optional_package_names_the_install_command(name, module, monkeypatch):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if it were not installed
+    with pytest.raises(ImportError, match=r"install it with: pip install"):
+        make_env(name)

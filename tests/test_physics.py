@@ -1,0 +1,124 @@
+"""Intuitive-physics generator: determinism, twins identical before t_div, disjoint seeds, suite files on disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jepaworld import physics
+from jepaworld.data.video import read_video
+
+SIZE, FRAMES = 32, 16  # small settings keep the whole file to a few seconds
+
+
+def test_same_seed_same_video() -> None:
+    a, t_a = physics.render_scene(7, size=SIZE, frames=FRAMES)
+    b, _ = physics.render_scene(7, size=SIZE, frames=FRAMES)
+    c, _ = physics.render_scene(8, size=SIZE, frames=FRAMES)
+    assert a.shape == (FRAMES, SIZE, SIZE, 3) and a.dtype == np.uint8 and t_a is None
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_scene_is_independent_of_resolution() -> None:
+    # The seed fixes the world; size and frames only change how it is sampled.
+    a, b = physics.make_scene(3), physics.make_scene(3)
+    np.testing.assert_array_equal(a.pos, b.pos)
+    assert a.occluder == b.occluder
+
+
+def _first_pair(prop: str) -> physics.PhysicsPair:
+    for seed in range(20):
+        try:
+            return physics.make_pair(seed, prop, size=SIZE, frames=FRAMES)
+        except physics.ViolationUnavailable:
+            continue
+    raise AssertionError(f"no seed in 0..19 hosts a {prop} violation")
+
+
+@pytest.mark.parametrize("prop", physics.PROPERTIES)
+def test_twins_identical_before_t_div(prop: str) -> None:
+    pair = _first_pair(prop)
+    possible, none = physics.render_scene(pair.seed, size=SIZE, frames=FRAMES)
+    assert none is None
+    np.testing.assert_array_equal(pair.possible, possible)
+    assert FRAMES // 4 <= pair.t_div < FRAMES - 3
+    np.testing.assert_array_equal(pair.impossible[: pair.t_div], pair.possible[: pair.t_div])
+    assert not np.array_equal(pair.impossible[pair.t_div], pair.possible[pair.t_div])
+    changed = (pair.impossible != pair.possible).any(axis=-1).sum(axis=(1, 2))  # (T,)
+    assert (changed[pair.t_div :] > 0).sum() >= 3
+    # The impossible twin is reproducible through the public entry point as well.
+    again, t_div = physics.render_scene(pair.seed, size=SIZE, frames=FRAMES, violation=prop)
+    np.testing.assert_array_equal(again, pair.impossible)
+    assert t_div == pair.t_div
+
+
+def test_unknown_property() -> None:
+    with pytest.raises(ValueError, match="unknown property"):
+        physics.make_pair(0, "telepathy", size=SIZE, frames=FRAMES)
+
+
+def test_train_and_test_seeds_disjoint() -> None:
+    for suite in (0, 1):
+        train = {physics.scene_seed(suite, "train", i) for i in range(2000)}
+        test = {physics.scene_seed(suite, "test", i) for i in range(2000)}
+        assert not train & test
+    assert not {physics.scene_seed(0, "test", i) for i in range(100)} & {
+        physics.scene_seed(1, "train", i) for i in range(100)
+    }
+
+
+def test_generate_suite_tiny(tmp_path: Path) -> None:
+    kwargs = {"n_train": 4, "n_pairs_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
+    index = physics.generate_suite(tmp_path / "a", **kwargs)
+    assert json.loads((tmp_path / "a" / "index.json").read_text()) == index
+    videos = index["videos"]
+    assert len(videos) == 4 + 2 * len(physics.PROPERTIES)
+    train = [v for v in videos if v["split"] == "train"]
+    test = [v for v in videos if v["split"] == "test"]
+    assert len(train) == 4 and all(v["kind"] == "possible" and v["t_div"] is None for v in train)
+    assert not {v["seed"] for v in train} & {v["seed"] for v in test}
+    decoded = {v["file"]: read_video(tmp_path / "a" / v["file"]) for v in videos}
+    assert all(x.shape == (FRAMES, SIZE, SIZE, 3) for x in decoded.values())
+    for prop in physics.PROPERTIES:
+        entries = {v["kind"]: v for v in test if v["pair"] == f"{prop}_0"}
+        possible, impossible = entries["possible"], entries["impossible"]
+        assert possible["file"] == f"test/{prop}_0_possible.mp4"
+        assert possible["seed"] == impossible["seed"] and possible["t_div"] == impossible["t_div"]
+        t_div = impossible["t_div"]
+        # Lossless storage: the decoded twins still agree exactly before t_div and differ at it.
+        a, b = decoded[possible["file"]], decoded[impossible["file"]]
+        np.testing.assert_array_equal(a[:t_div], b[:t_div])
+        assert not np.array_equal(a[t_div], b[t_div])
+        pair = physics.make_pair(possible["seed"], prop, size=SIZE, frames=FRAMES)
+        np.testing.assert_array_equal(b, pair.impossible)
+    # Same arguments, same bytes.
+    physics.generate_suite(tmp_path / "b", **kwargs)
+    for v in videos:
+        assert (tmp_path / "a" / v["file"]).read_bytes() == (tmp_path / "b" / v["file"]).read_bytes()
+    assert (tmp_path / "a" / "index.json").read_bytes() == (tmp_path / "b" / "index.json").read_bytes()
+
+
+def test_fallback_violations_move_a_resting_body() -> None:
+    # The fallbacks for a body at rest on the floor: rise off it (gravity), or sink into it (solidity).
+    r = 0.08
+    scene = physics.Scene(
+        seed=-1,
+        pos=np.array([[0.5, physics.FLOOR - r]]),
+        vel=np.array([[0.3, 0.0]]),
+        radius=np.array([r]),
+        square=np.array([True]),
+        hsv=np.array([[0.0, 1.0, 1.0]]),
+        occluder=None,
+    )
+    frames = 16
+    _, trace = physics._simulate(scene, frames=frames, size=SIZE)
+    assert physics._resting(scene, trace).all()
+    for kind, direction in (("fall_upward", -1.0), ("intangible", 1.0)):  # y points down
+        event = physics._Event(onset=frames // 2, kind=kind, body=0, detail=kind)
+        _, moved = physics._simulate(scene, frames=frames, size=SIZE, event=event)
+        np.testing.assert_array_equal(moved.pos[: frames // 2], trace.pos[: frames // 2])
+        assert direction * (moved.pos[-1, 0, 1] - trace.pos[-1, 0, 1]) > 0.1

@@ -1,0 +1,208 @@
+"""Tests for jepaworld.planning: planners on a known optimum, determinism, NaN handling, guardrails and MPC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from jepaworld.envs import TwoRooms
+from jepaworld.planning import (
+    CEM,
+    PLANNERS,
+    ActionMagnitude,
+    GoalCost,
+    Gradient,
+    KeepOut,
+    PlanningError,
+    TotalCost,
+    make_cost_fn,
+    make_planner,
+    plan,
+    run_mpc,
+    shift_plan,
+)
+
+H, A = 5, 2
+SMALL = {
+    "cem": {"samples": 200, "elites": 20, "iters": 20},
+    "mppi": {"samples": 300, "iters": 30, "temperature": 0.02, "noise_std": 0.2},
+    "gradient": {"iters": 200, "lr": 0.05, "restarts": 2},
+}
+
+
+def target() -> torch.Tensor:
+    return torch.linspace(-0.8, 0.8, H * A).reshape(H, A)  # a* strictly inside (-1, 1)
+
+
+def quadratic(actions: torch.Tensor) -> torch.Tensor:  # (N, H, A) -> (N,)
+    return (actions - target()).pow(2).sum((1, 2))
+
+
+def test_registry_and_unknown_name():
+    assert set(PLANNERS) == set(SMALL)
+    assert isinstance(make_planner("cem", samples=10, elites=2), CEM)
+    with pytest.raises(ValueError, match="known planners are cem, gradient, mppi"):
+        make_planner("cme")
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_planner_reaches_quadratic_optimum(name):
+    result = plan(
+        make_planner(name, **SMALL[name]),
+        quadratic,
+        horizon=H,
+        action_dim=A,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert result.actions.shape == (H, A)
+    assert result.iters == SMALL[name]["iters"]
+    assert result.seconds > 0
+    assert result.cost == pytest.approx(float(quadratic(result.actions[None])[0]), abs=1e-5)
+    assert torch.allclose(result.actions, target(), atol=0.1), (result.actions - target()).abs().max()
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_same_seed_same_plan(name):
+    planner = make_planner(name, **SMALL[name])
+
+    def run(seed: int) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(seed)
+        return plan(planner, quadratic, horizon=H, action_dim=A, generator=generator).actions
+
+    assert torch.equal(run(3), run(3))
+    if name != "gradient":  # a deterministic gradient descent may converge to the same point from any seed
+        assert not torch.equal(run(3), run(4))
+
+
+def test_actions_are_clamped_when_the_optimum_is_outside():
+    def far(actions: torch.Tensor) -> torch.Tensor:
+        return (actions - 5.0).pow(2).sum((1, 2))
+
+    for name in SMALL:
+        result = plan(make_planner(name, **SMALL[name]), far, horizon=H, action_dim=A, generator=torch.Generator())
+        assert result.actions.abs().max() <= 1.0
+        assert result.actions.min() > 0.95, name
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_nan_cost_raises_planning_error(name):
+    def nan_cost(actions: torch.Tensor) -> torch.Tensor:
+        return quadratic(actions) * torch.nan
+
+    with pytest.raises(PlanningError, match="NaN"):
+        plan(make_planner(name, **SMALL[name]), nan_cost, horizon=H, action_dim=A, generator=torch.Generator())
+
+
+def test_gradient_planner_needs_a_differentiable_cost():
+    def detached(actions: torch.Tensor) -> torch.Tensor:
+        return quadratic(actions).detach()
+
+    with pytest.raises(PlanningError, match="differentiable"):
+        plan(Gradient(iters=2), detached, horizon=H, action_dim=A, generator=torch.Generator())
+
+
+def test_warm_start_is_kept_and_shifted():
+    init = target()
+    result = plan(
+        CEM(samples=50, elites=5, iters=1), quadratic, horizon=H, action_dim=A, generator=torch.Generator(), init=init
+    )
+    assert result.cost == pytest.approx(0.0, abs=1e-9)  # the warm start is the optimum and is always a candidate
+    shifted = shift_plan(init, 2)
+    assert torch.equal(shifted[:-2], init[2:]) and torch.equal(shifted[-2:], init[-1:].expand(2, A))
+    with pytest.raises(ValueError, match="init must have shape"):
+        plan(CEM(), quadratic, horizon=H + 1, action_dim=A, generator=torch.Generator(), init=init)
+
+
+def test_costs_and_breakdown():
+    latents = torch.tensor([[[0.0, 0.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 2.0]]])  # (N=2, H=2, D=2)
+    actions = torch.tensor([[[0.5, 0.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 0.0]]])  # (N=2, H=2, A=2)
+    goal = torch.tensor([1.0, 1.0])
+    last = GoalCost(goal=goal)(latents, actions)
+    assert torch.allclose(last, torch.tensor([0.0, 1.0]))  # mean squared error at the last step
+    path = GoalCost(goal=goal, reduction="sum")(latents, actions)
+    assert torch.allclose(path, torch.tensor([1.0, 2.0]))
+    cosine = GoalCost(goal=goal, metric="cosine")(latents, actions)
+    assert torch.allclose(cosine, torch.tensor([0.0, 1 - 2**-0.5]), atol=1e-6)
+
+    disc = KeepOut(position_fn=lambda z: z, center=(0.0, 0.0), radius=0.5, weight=10.0)
+    assert torch.allclose(disc(latents, actions), torch.tensor([10 * 0.25, 0.0]))
+    box = KeepOut(position_fn=lambda z: z, low=(1.5, -1.0), high=(2.5, 1.0), weight=1.0)
+    assert torch.allclose(box(latents, actions), torch.tensor([0.0, 0.25]))
+    assert box.inside(latents).tolist() == [[False, False], [True, False]]
+    with pytest.raises(ValueError, match="disc"):
+        KeepOut(position_fn=lambda z: z, center=(0.0, 0.0))
+
+    magnitude = ActionMagnitude(limit=1.0, weight=1.0)(latents, actions)
+    assert torch.allclose(magnitude, torch.tensor([(2**0.5 - 1) ** 2, 0.0]))
+
+    total = TotalCost(terms={"goal": GoalCost(goal=goal), "keep_out": disc}, weights={"keep_out": 2.0})
+    parts = total.breakdown(latents, actions)
+    assert torch.allclose(parts["keep_out"], 2 * disc(latents, actions))
+    assert torch.allclose(total(latents, actions), parts["goal"] + parts["keep_out"])
+    with pytest.raises(ValueError, match="unknown cost terms"):
+        TotalCost(terms={"goal": GoalCost(goal=goal)}, weights={"gaol": 1.0})
+
+
+# Guardrail demo with the true dynamics of a TwoRooms-like point: position = start + cumsum(actions) * step.
+START, GOAL, STEP = (0.1, 0.5), (0.9, 0.5), 0.1
+ZONE = {"center": (0.5, 0.5), "radius": 0.15}
+
+
+def point_rollout(actions: torch.Tensor) -> torch.Tensor:  # (N, H, 2) -> positions (N, H, 2)
+    return torch.tensor(START) + STEP * actions.cumsum(1)
+
+
+@pytest.mark.parametrize("planner", [CEM(samples=300, elites=30, iters=30), Gradient(iters=200, lr=0.05, restarts=8)])
+def test_keep_out_guardrail_avoids_the_zone_and_still_reaches_the_goal(planner):
+    goal_cost = GoalCost(goal=torch.tensor(GOAL), reduction="sum")
+    keep_out = KeepOut(position_fn=lambda z: z, margin=0.03, **ZONE)
+
+    def solve(cost) -> torch.Tensor:
+        cost_fn = make_cost_fn(point_rollout, cost)
+        result = plan(planner, cost_fn, horizon=12, action_dim=2, generator=torch.Generator().manual_seed(0))
+        return point_rollout(result.actions[None])[0]  # (H, 2)
+
+    plain = solve(goal_cost)
+    guarded = solve(TotalCost(terms={"goal": goal_cost, "keep_out": keep_out}))
+    inside = KeepOut(position_fn=lambda z: z, **ZONE).inside
+    assert inside(plain).any()  # the straight path to the goal runs through the zone
+    assert not inside(guarded).any()
+    assert torch.linalg.norm(guarded[-1] - torch.tensor(GOAL)) < 0.05
+
+
+def test_run_mpc_crosses_the_door_with_wall_guardrails():
+    """A wall-unaware point model plus KeepOut guardrails on the wall plans TwoRooms through the door."""
+    env = TwoRooms()
+    obs = env.reset(seed=0)
+    goal_obs, goal_state = env.sample_goal(np.random.default_rng(0))
+    lower, upper = (KeepOut(position_fn=lambda z: z, low=lo, high=hi, margin=0.01) for lo, hi in env.blocked_regions())
+    walls = {"lower_wall": lower, "upper_wall": upper}
+    goal = torch.tensor(goal_state)
+
+    def factory(current: dict[str, np.ndarray]):
+        start = torch.tensor(current["state"])
+
+        def rollout(actions: torch.Tensor) -> torch.Tensor:
+            return start + env.max_step * actions.cumsum(1)
+
+        return make_cost_fn(rollout, TotalCost(terms={"goal": GoalCost(goal=goal, reduction="sum"), **walls}))
+
+    result = run_mpc(
+        env,
+        CEM(samples=200, elites=20, iters=8),
+        obs=obs,
+        goal_state=goal_state,
+        cost_fn_factory=factory,
+        horizon=30,
+        replan_every=2,
+        generator=torch.Generator().manual_seed(0),
+        violation_fn=lambda s: bool(lower.inside(torch.tensor(s)) or upper.inside(torch.tensor(s))),
+    )
+    assert result.success, result.states[-1]
+    assert result.violations == 0
+    assert env.room(result.states[0]) != env.room(result.states[-1])
+    assert result.states.shape == (result.steps + 1, 2)
+    assert result.frames.shape == (result.steps + 1, 64, 64, 3)
+    assert result.plan_seconds_per_action > 0
+    assert goal_obs["pixels"].shape == (64, 64, 3)

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -25,26 +26,34 @@ from jepaworld.probe import ProbeResult, evaluate, extract, format_table
 from jepaworld.train import spec_of, train
 
 
-def calibrate_steps(cfg: ExperimentConfig, seconds: float, *, trial_steps: int = 10) -> int:
-    """Steps that fit in `seconds`, timed on a few real training steps of the trainer itself.
-
-    Schedules (warm-up, cosine, EMA momentum) are laid out over a known number of steps, so a wall-clock budget
-    is turned into steps first; the run still stops at the budget if the machine slows down.
-    """
+def step_seconds(cfg: ExperimentConfig, *, trial_steps: int = 8) -> float:
+    """Seconds per training step of `cfg`, timed on the trainer itself (its clock excludes start-up)."""
     with tempfile.TemporaryDirectory() as tmp:
         trial = dataclasses.replace(
             cfg.train, steps=trial_steps, out=tmp, progress=False, log_every=10**9, diag_every=10**9,
             ckpt_every=10**9, time_budget_s=0.0,
         )  # fmt: skip
         with contextlib.redirect_stdout(io.StringIO()):
-            result = train(dataclasses.replace(cfg, train=trial))
-    return max(10, int(seconds * trial_steps / result.seconds))
+            return train(dataclasses.replace(cfg, train=trial)).seconds / trial_steps
 
 
-def budgeted(cfg: ExperimentConfig, seconds: float, out: Path) -> ExperimentConfig:
-    steps = calibrate_steps(cfg, seconds)
+def calibrate_steps(cfgs: dict[str, ExperimentConfig], seconds: float, *, rounds: int = 2) -> dict[str, int]:
+    """Steps per method so that each trains for `seconds` of wall time at its measured step time.
+
+    Methods are timed round-robin and each keeps its fastest round, so a load spike from another process on a
+    shared machine does not shortchange one method: the budgets stay equal relative to each other.
+    """
+    best = dict.fromkeys(cfgs, math.inf)
+    for _ in range(rounds):
+        for name, cfg in cfgs.items():
+            best[name] = min(best[name], step_seconds(cfg))
+    return {name: max(10, int(seconds / t)) for name, t in best.items()}
+
+
+def with_steps(cfg: ExperimentConfig, steps: int, out: Path) -> ExperimentConfig:
+    """The config trained for exactly `steps` (schedules laid out over them) into `out`."""
     train_cfg = dataclasses.replace(
-        cfg.train, steps=steps, time_budget_s=seconds, out=str(out), ckpt_every=steps,
+        cfg.train, steps=steps, time_budget_s=0.0, out=str(out), ckpt_every=steps,
         warmup_steps=min(cfg.train.warmup_steps, steps // 10), diag_every=max(10, steps // 10),
         log_every=max(10, steps // 20),
     )  # fmt: skip
@@ -69,9 +78,16 @@ def probe_all(
     for name, run in runs.items():
         method, _, _, state = load_method(run)
         r = _probe_encoder(name, method.eval_encoder, tr, te, probe_cfg)
-        r.extra = {"train_steps": state["step"], "train_seconds": round(state["elapsed"], 1)}
+        r.extra = {"steps": state["step"], "train_s": round(state["elapsed"]), **final_diagnostics(run)}
         results.append(r)
     return results
+
+
+def final_diagnostics(run: Path) -> dict[str, float]:
+    """The last collapse diagnostics a run logged (effective rank, normalised std), rounded."""
+    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    diag = [r for r in rows if "diag/rank" in r]
+    return {"rank": round(diag[-1]["diag/rank"], 1), "std": round(diag[-1]["diag/std"], 3)} if diag else {}
 
 
 def _probe_encoder(name, encoder, tr, te, probe_cfg: ProbeConfig) -> ProbeResult:
@@ -80,24 +96,36 @@ def _probe_encoder(name, encoder, tr, te, probe_cfg: ProbeConfig) -> ProbeResult
     return evaluate(name, ftr, tr.labels, fte, te.labels, probe_cfg)
 
 
+def train_equal_budget(cfgs: dict[str, ExperimentConfig], *, seconds: float, out: Path) -> dict[str, Path]:
+    """Train each config for the steps that fit in `seconds` (see `calibrate_steps`); returns the run folders."""
+    out.mkdir(parents=True, exist_ok=True)
+    steps = calibrate_steps(cfgs, seconds)
+    print("equal wall-time budget: " + ", ".join(f"{n} {s} steps" for n, s in steps.items()), flush=True)
+    return {
+        name: train(with_steps(cfg, steps[name], out / name.replace(" ", "-").replace("/", "-"))).run_dir
+        for name, cfg in cfgs.items()
+    }
+
+
+def report(
+    runs: dict[str, Path], cfg: ExperimentConfig, probe_cfg: ProbeConfig, out: Path, *, tag: str = ""
+) -> list[ProbeResult]:
+    """Probe every run with the baselines; write results{tag}.md / .json / .png into `out`."""
+    results = probe_all(runs, cfg, probe_cfg)
+    table = format_table(results, probe_cfg.shots)
+    (out / f"results{tag}.md").write_text(table + "\n")
+    (out / f"results{tag}.json").write_text(json.dumps([r.row(probe_cfg.shots) for r in results], indent=2))
+    plot(results, {n: r / "metrics.jsonl" for n, r in runs.items()}, out / f"results{tag}.png", shots=probe_cfg.shots)
+    return results
+
+
 def compare(
     cfgs: dict[str, ExperimentConfig], *, seconds: float, out: Path, probe_cfg: ProbeConfig | None = None
 ) -> list[ProbeResult]:
     """Train each config for `seconds`, then probe all of them with the baselines; writes results + plots."""
-    out.mkdir(parents=True, exist_ok=True)
-    runs, histories = {}, {}
-    for name, cfg in cfgs.items():
-        run = out / name.replace(" ", "-").replace("/", "-")
-        result = train(budgeted(cfg, seconds, run))
-        runs[name], histories[name] = result.run_dir, result.run_dir / "metrics.jsonl"
+    runs = train_equal_budget(cfgs, seconds=seconds, out=out)
     first = next(iter(cfgs.values()))
-    probe_cfg = probe_cfg or first.probe
-    results = probe_all(runs, first, probe_cfg)
-    table = format_table(results, probe_cfg.shots)
-    (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps([r.row(probe_cfg.shots) for r in results], indent=2))
-    plot(results, histories, out / "results.png", shots=probe_cfg.shots)
-    return results
+    return report(runs, first, probe_cfg or first.probe, out)
 
 
 def plot(results: list[ProbeResult], histories: dict[str, Path], path: Path, *, shots: int) -> None:

@@ -19,22 +19,37 @@ import torch.nn.functional as F
 from jepaworld.config import ProbeConfig
 from jepaworld.vit import VisionTransformer
 
+POOLS = {"mean": 1, "mean_last4": 4, "grid2": 1, "grid2_last4": 4}
+
+
+def pool_tokens(h: torch.Tensor, grid: tuple[int, int, int], pool: str) -> torch.Tensor:
+    """Tokens (B, N, D) -> features: the mean over tokens, or for `grid2*` a 2x2 spatial grid of means (B, 4D)."""
+    if not pool.startswith("grid"):
+        return h.mean(dim=1)
+    B, _, D = h.shape  # (B, t*gh*gw, D)
+    t, gh, gw = grid
+    h = h.view(B, t, gh, gw, D).mean(dim=1).permute(0, 3, 1, 2)  # (B, D, gh, gw), time averaged
+    return F.adaptive_avg_pool2d(h, 2).flatten(1)  # (B, D * 4)
+
 
 @torch.no_grad()
 def extract(
     encoder: VisionTransformer, images: torch.Tensor, *, pool: str = "mean", batch_size: int = 512
 ) -> torch.Tensor:
-    """Frozen features (N, F) of uint8 images (N, C, H, W): mean-pooled last block, or the last 4 concatenated."""
+    """Frozen features (N, F) of uint8 images (N, C, H, W) with the pooling `pool` (see POOLS).
+
+    `mean` is the I-JEPA protocol (mean of the last block's tokens); `*_last4` concatenates the last 4 blocks;
+    `grid2` keeps coarse layout with a 2x2 grid of token means. Every encoder in a table uses the same pooling.
+    """
+    if pool not in POOLS:
+        raise ValueError(f"unknown pooling '{pool}'; choose one of {', '.join(POOLS)}")
     encoder.eval()
     device = next(encoder.parameters()).device
-    layers = {"mean": 1, "mean_last4": 4}.get(pool)
-    if layers is None:
-        raise ValueError(f"unknown pooling '{pool}'; choose mean or mean_last4")
     out = []
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(device).float().div_(255.0)
-        outs = encoder(x, return_layers=layers)
-        out.append(torch.cat([h.mean(dim=1) for h in outs], dim=1).float().cpu())
+        outs = encoder(x, return_layers=POOLS[pool])
+        out.append(torch.cat([pool_tokens(h, encoder.grid, pool) for h in outs], dim=1).float().cpu())
     return torch.cat(out)
 
 
@@ -145,11 +160,13 @@ def evaluate(
 
 
 def format_table(results: list[ProbeResult], shots: int) -> str:
-    """A Markdown table of probe results."""
-    head = f"| features | dim | linear | kNN (k=20) | {shots}-shot |\n|---|---|---|---|---|"
-    rows = [
-        f"| {r.name} | {r.dim} | {100 * r.linear:.1f}% | {100 * r.knn:.1f}% | "
-        f"{100 * r.low_shot[0]:.1f} ± {100 * r.low_shot[1]:.1f}% |"
-        for r in results
-    ]
-    return "\n".join([head, *rows])
+    """A Markdown table of probe results; training steps, seconds and final effective rank where known."""
+    extras = [k for k in ("steps", "train_s", "rank") if any(k in r.extra for r in results)]
+    cols = ["features", "dim", "linear", "kNN (k=20)", f"{shots}-shot", *extras]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in results:
+        shot = f"{100 * r.low_shot[0]:.1f} ± {100 * r.low_shot[1]:.1f}%"
+        cells = [r.name, str(r.dim), f"{100 * r.linear:.1f}%", f"{100 * r.knn:.1f}%", shot]
+        cells += [str(r.extra.get(k, "–")) for k in extras]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

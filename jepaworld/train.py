@@ -125,7 +125,8 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     ds = build_dataset(cfg.data, "train")
     spec = spec_of(ds)
     method: Method = build_method(cfg, spec).to(device)
-    opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95))
+    # The fused kernel (CPU and CUDA) updates every parameter in one pass instead of a Python loop of ops.
+    opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95), fused=True)
     start, elapsed = 0, 0.0
     if resume:
         state = read_checkpoint(out / CHECKPOINT)

@@ -1,0 +1,67 @@
+"""Training throughput of one I-JEPA (and MAE) step, fp32 vs bf16 autocast, in images per second.
+
+The configuration is the one in ../shared/MEASUREMENTS.md: ViT-Ti (192 wide, depth 6, 3 heads), 32 px input,
+patch 4 (64 tokens), predictor 96 wide and 4 deep, batch 64. A step is everything the trainer does: data loading,
+augmentation, mask sampling, the target forward, the context forward and backward, AdamW and the EMA update.
+It times the real trainer (`jepaworld.train.train`) on Fashion-MNIST, excluding the first steps as warm-up.
+
+    python benchmarks/throughput.py [--steps 60] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from jepaworld.config import apply_overrides, get_preset
+from jepaworld.train import train
+
+
+def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -> float:
+    """Images per second over the steps after `warmup`, from the trainer's own per-step timing."""
+    rates = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (warmup, steps):
+            cfg = apply_overrides(get_preset(preset), {
+                "train.steps": str(n), "train.out": f"{tmp}/{n}", "train.bf16": str(bf16), "train.threads": str(threads),
+                "train.progress": "false", "train.log_every": "1000000", "train.diag_every": "1000000",
+                "train.ckpt_every": "1000000",
+            })  # fmt: skip
+            with contextlib.redirect_stdout(io.StringIO()):
+                rates.append(train(cfg).seconds)
+    # Difference of two runs cancels start-up and warm-up steps: (steps - warmup) steps in (t_steps - t_warmup).
+    return (steps - warmup) * 64 / (rates[1] - rates[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="benchmarks/results/throughput.json")
+    args = p.parse_args()
+    rows = []
+    for preset in ("ijepa-fmnist", "mae-fmnist"):
+        for bf16 in (False, True):
+            rate = measure(preset, bf16=bf16, steps=args.steps, warmup=args.warmup, threads=args.threads)
+            rows.append({"preset": preset, "precision": "bf16" if bf16 else "fp32", "img_per_s": round(rate, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+    meta = {
+        "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads", "torch": torch.__version__, "steps": args.steps, "warmup": args.warmup,
+        "command": f"python benchmarks/throughput.py --steps {args.steps} --threads {args.threads}",
+    }  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -13,7 +13,6 @@ Writes benchmarks/results/fmnist-<minutes>min/ and the `fmnist` section of BENCH
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import platform
 import re
 import time
@@ -32,7 +31,9 @@ def update_section(name: str, body: str, path: Path = ROOT / "BENCHMARKS.md") ->
     """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->` in BENCHMARKS.md."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     block = f"{start}\n{body.strip()}\n{end}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nEvery number here comes from a script in benchmarks/.\n"
+    text = (
+        path.read_text() if path.exists() else "# Benchmarks\n\nEvery number here comes from a script in benchmarks/.\n"
+    )
     if start in text:
         text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
     else:
@@ -61,10 +62,8 @@ def main() -> None:
     train_wall = time.time() - t0
     first = cfgs["I-JEPA"]
     sections = []
-    for pool in args.pools.split(","):
-        probe_cfg = dataclasses.replace(first.probe, pool=pool)
-        results = report(runs, first, probe_cfg, out, tag=f"-{pool}")
-        sections.append(f"Pooling `{pool}`:\n\n{format_table(results, probe_cfg.shots)}")
+    for pool, results in report(runs, first, first.probe, out, pools=args.pools.split(",")).items():
+        sections.append(f"Pooling `{pool}`:\n\n{format_table(results, first.probe.shots)}")
         print(sections[-1], flush=True)
     cmd = f"python benchmarks/ijepa_vs_mae.py --minutes {args.minutes:g} --pools {args.pools} --seed {args.seed}"
     body = f"""## Fashion-MNIST: I-JEPA vs MAE at {args.minutes:g} minutes per method

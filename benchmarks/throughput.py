@@ -31,7 +31,8 @@ def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -
     with tempfile.TemporaryDirectory() as tmp:
         for n in (warmup, steps):
             cfg = apply_overrides(get_preset(preset), {
-                "train.steps": str(n), "train.out": f"{tmp}/{n}", "train.bf16": str(bf16), "train.threads": str(threads),
+                "train.steps": str(n), "train.out": f"{tmp}/{n}", "train.bf16": str(bf16),
+                "train.threads": str(threads),
                 "train.progress": "false", "train.log_every": "1000000", "train.diag_every": "1000000",
                 "train.ckpt_every": "1000000",
             })  # fmt: skip

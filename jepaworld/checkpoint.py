@@ -47,8 +47,12 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: str | Path, *, cfg: ExperimentConfig, spec: DataSpec, method: Method, **extra: Any) -> None:
-    payload = {"format": FORMAT, "config": to_dict(cfg), "spec": asdict(spec), "method": method.state_dict()}
+def save_checkpoint(
+    path: str | Path, *, cfg: ExperimentConfig, spec: DataSpec, method: Method | dict[str, Any], **extra: Any
+) -> None:
+    """Write `method` (a module or its state dict) with the config and data spec that rebuild it, plus `extra`."""
+    state = method.state_dict() if isinstance(method, torch.nn.Module) else method
+    payload = {"format": FORMAT, "config": to_dict(cfg), "spec": asdict(spec), "method": state}
     atomic_save({**payload, **extra}, path)
 
 
@@ -111,7 +115,8 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
         if not ckpt.exists() or not conf.exists():
             raise CheckpointError(f"{out}: nothing to resume (no {CHECKPOINT} + {CONFIG}); drop --resume")
         saved = json.loads(conf.read_text())
-        diff = [k for k in config_diff(saved, to_dict(cfg)) if k not in RESUMABLE_KEYS]
+        # Compare in JSON form: tuples in the live config are lists once saved.
+        diff = [k for k in config_diff(saved, json.loads(to_json(cfg))) if k not in RESUMABLE_KEYS]
         if diff:
             raise CheckpointError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
                                   "resume with the same preset and overrides, or use another --train.out")  # fmt: skip
@@ -124,3 +129,9 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(to_json(cfg), conf)
     return out
+
+
+def run_dir_of(path: str | Path) -> Path:
+    """The run folder of a run folder or of its checkpoint file."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent

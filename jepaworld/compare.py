@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from jepaworld.checkpoint import load_method
+from jepaworld.checkpoint import load_method, run_dir_of
 from jepaworld.config import ExperimentConfig, ProbeConfig
 from jepaworld.data import build_dataset
 from jepaworld.methods import build_method
-from jepaworld.probe import ProbeResult, evaluate, extract, format_table
+from jepaworld.probe import ProbeResult, evaluate, extract_pools, format_table
 from jepaworld.train import spec_of, train
 
 
@@ -61,39 +61,51 @@ def with_steps(cfg: ExperimentConfig, steps: int, out: Path) -> ExperimentConfig
 
 
 def probe_all(
-    runs: dict[str, Path], cfg: ExperimentConfig, probe_cfg: ProbeConfig, *, baselines: bool = True
-) -> list[ProbeResult]:
-    """Probe each run's eval encoder, plus raw pixels and a random-init encoder of `cfg`'s architecture."""
-    tr, te = (
-        build_dataset(dataclasses.replace(cfg.data, train_subset=0), "train"),
-        build_dataset(cfg.data, "test"),
-    )
-    results = []
+    runs: dict[str, Path],
+    cfg: ExperimentConfig,
+    probe_cfg: ProbeConfig,
+    *,
+    baselines: bool = True,
+    pools: list[str] | None = None,
+) -> dict[str, list[ProbeResult]]:
+    """Probe each run's eval encoder, plus raw pixels and a random-init encoder of `cfg`'s architecture.
+
+    Returns {pool: results} for each pooling in `pools` (default: `probe_cfg.pool`); each encoder runs once.
+    """
+    pools = pools or [probe_cfg.pool]
+    tr = build_dataset(dataclasses.replace(cfg.data, train_subset=0), "train")
+    te = build_dataset(cfg.data, "test")
+    results: dict[str, list[ProbeResult]] = {p: [] for p in pools}
+
+    def add(name: str, encoder, extra: dict | None = None) -> None:
+        ftr, fte = extract_pools(encoder, tr.images, pools), extract_pools(encoder, te.images, pools)
+        for p in pools:
+            r = evaluate(name, ftr[p], tr.labels, fte[p], te.labels, probe_cfg)
+            r.extra = dict(extra or {})
+            results[p].append(r)
+
     if baselines:
-        results.append(evaluate("raw pixels", tr.images.flatten(1).float(), tr.labels,
-                                te.images.flatten(1).float(), te.labels, probe_cfg))  # fmt: skip
+        raw = evaluate("raw pixels", tr.images.flatten(1).float(), tr.labels, te.images.flatten(1).float(),
+                       te.labels, probe_cfg)  # fmt: skip
+        for p in pools:
+            results[p].append(raw)
         torch.manual_seed(cfg.train.seed)
-        enc = build_method(cfg, spec_of(tr)).eval_encoder
-        results.append(_probe_encoder("random init", enc, tr, te, probe_cfg))
+        add("random init", build_method(cfg, spec_of(tr)).eval_encoder)
     for name, run in runs.items():
         method, _, _, state = load_method(run)
-        r = _probe_encoder(name, method.eval_encoder, tr, te, probe_cfg)
-        r.extra = {"steps": state["step"], "train_s": round(state["elapsed"]), **final_diagnostics(run)}
-        results.append(r)
+        add(name, method.eval_encoder, {"steps": state["step"], "train_s": round(state["elapsed"]),
+                                        **final_diagnostics(run)})  # fmt: skip
     return results
 
 
 def final_diagnostics(run: Path) -> dict[str, float]:
     """The last collapse diagnostics a run logged (effective rank, normalised std), rounded."""
-    rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines()]
+    metrics = run_dir_of(run) / "metrics.jsonl"
+    if not metrics.exists():
+        return {}
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     diag = [r for r in rows if "diag/rank" in r]
     return {"rank": round(diag[-1]["diag/rank"], 1), "std": round(diag[-1]["diag/std"], 3)} if diag else {}
-
-
-def _probe_encoder(name, encoder, tr, te, probe_cfg: ProbeConfig) -> ProbeResult:
-    ftr = extract(encoder, tr.images, pool=probe_cfg.pool)
-    fte = extract(encoder, te.images, pool=probe_cfg.pool)
-    return evaluate(name, ftr, tr.labels, fte, te.labels, probe_cfg)
 
 
 def train_equal_budget(cfgs: dict[str, ExperimentConfig], *, seconds: float, out: Path) -> dict[str, Path]:
@@ -108,15 +120,17 @@ def train_equal_budget(cfgs: dict[str, ExperimentConfig], *, seconds: float, out
 
 
 def report(
-    runs: dict[str, Path], cfg: ExperimentConfig, probe_cfg: ProbeConfig, out: Path, *, tag: str = ""
-) -> list[ProbeResult]:
-    """Probe every run with the baselines; write results{tag}.md / .json / .png into `out`."""
-    results = probe_all(runs, cfg, probe_cfg)
-    table = format_table(results, probe_cfg.shots)
-    (out / f"results{tag}.md").write_text(table + "\n")
-    (out / f"results{tag}.json").write_text(json.dumps([r.row(probe_cfg.shots) for r in results], indent=2))
-    plot(results, {n: r / "metrics.jsonl" for n, r in runs.items()}, out / f"results{tag}.png", shots=probe_cfg.shots)
-    return results
+    runs: dict[str, Path], cfg: ExperimentConfig, probe_cfg: ProbeConfig, out: Path, *, pools: list[str] | None = None
+) -> dict[str, list[ProbeResult]]:
+    """Probe every run with the baselines; write results-<pool>.md / .json / .png into `out` for each pooling."""
+    pools = pools or [probe_cfg.pool]
+    by_pool = probe_all(runs, cfg, probe_cfg, pools=pools)
+    histories = {n: run_dir_of(r) / "metrics.jsonl" for n, r in runs.items()}
+    for pool, results in by_pool.items():
+        (out / f"results-{pool}.md").write_text(format_table(results, probe_cfg.shots) + "\n")
+        (out / f"results-{pool}.json").write_text(json.dumps([r.row(probe_cfg.shots) for r in results], indent=2))
+        plot(results, histories, out / f"results-{pool}.png", shots=probe_cfg.shots)
+    return by_pool
 
 
 def compare(
@@ -125,7 +139,8 @@ def compare(
     """Train each config for `seconds`, then probe all of them with the baselines; writes results + plots."""
     runs = train_equal_budget(cfgs, seconds=seconds, out=out)
     first = next(iter(cfgs.values()))
-    return report(runs, first, probe_cfg or first.probe, out)
+    probe_cfg = probe_cfg or first.probe
+    return report(runs, first, probe_cfg, out)[probe_cfg.pool]
 
 
 def plot(results: list[ProbeResult], histories: dict[str, Path], path: Path, *, shots: int) -> None:

@@ -174,3 +174,47 @@ class Random:
         keep = order[:, : self.num_tokens - n_mask].sort(dim=1).values
         masked = order[:, self.num_tokens - n_mask :].sort(dim=1).values
         return keep, masked.unsqueeze(1)
+
+
+@dataclass(frozen=True)
+class Tube:
+    """VideoMAE tube masking (Tong et al. 2022): each sample hides a random `ratio` of the spatial positions in
+    every time slot, so a masked patch cannot be copied from the same place in a neighbouring frame."""
+
+    frames: int
+    height: int
+    width: int
+    ratio: float = 0.9
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
+        hw = self.height * self.width
+        n_mask = round(hw * self.ratio)
+        if not 0 < n_mask < hw:
+            raise ValueError(f"tube mask ratio {self.ratio} leaves no visible or no masked position")
+        order = torch.rand(batch_size, hw, generator=generator).argsort(dim=1)  # (B, hw) random permutations
+        offsets = torch.arange(self.frames) * hw  # (t,) first token of each time slot
+
+        def tubes(spatial: torch.Tensor) -> torch.Tensor:  # (B, k) positions -> (B, t*k) sorted token indices
+            return (spatial[:, None, :] + offsets[None, :, None]).flatten(1).sort(dim=1).values
+
+        return tubes(order[:, : hw - n_mask]), tubes(order[:, hw - n_mask :]).unsqueeze(1)  # keep, masked
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """One of several masks per batch, drawn with `weights` from the step's generator.
+
+    V-JEPA alternates its short-range and long-range multi-block masks this way; adding `FutureFrames` masks
+    teaches the predictor the causal task that surprise scoring asks of it. Every mask must return targets of
+    the same (B, 1, Nt) layout (one target set per sample).
+    """
+
+    masks: tuple[MultiBlock3D | FutureFrames | Tube | Random, ...]
+    weights: tuple[float, ...] = ()
+
+    def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
+        w = torch.tensor(self.weights or (1.0,) * len(self.masks), dtype=torch.float)
+        if len(w) != len(self.masks) or not (w >= 0).all() or w.sum() <= 0:
+            raise ValueError(f"Mixture: {len(self.masks)} masks need as many non-negative weights, got {self.weights}")
+        i = int(torch.multinomial(w, 1, generator=generator))
+        return self.masks[i](batch_size, generator)

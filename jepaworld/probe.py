@@ -33,24 +33,34 @@ def pool_tokens(h: torch.Tensor, grid: tuple[int, int, int], pool: str) -> torch
 
 
 @torch.no_grad()
-def extract(
-    encoder: VisionTransformer, images: torch.Tensor, *, pool: str = "mean", batch_size: int = 512
-) -> torch.Tensor:
-    """Frozen features (N, F) of uint8 images (N, C, H, W) with the pooling `pool` (see POOLS).
+def extract_pools(
+    encoder: VisionTransformer, images: torch.Tensor, pools: list[str], *, batch_size: int = 512
+) -> dict[str, torch.Tensor]:
+    """Frozen features {pool: (N, F)} of uint8 images (N, C, H, W), one encoder pass for every pooling.
 
     `mean` is the I-JEPA protocol (mean of the last block's tokens); `*_last4` concatenates the last 4 blocks;
     `grid2` keeps coarse layout with a 2x2 grid of token means. Every encoder in a table uses the same pooling.
     """
-    if pool not in POOLS:
-        raise ValueError(f"unknown pooling '{pool}'; choose one of {', '.join(POOLS)}")
+    unknown = [p for p in pools if p not in POOLS]
+    if unknown:
+        raise ValueError(f"unknown pooling '{unknown[0]}'; choose from {', '.join(POOLS)}")
     encoder.eval()
     device = next(encoder.parameters()).device
-    out = []
+    layers = max(POOLS[p] for p in pools)
+    out: dict[str, list[torch.Tensor]] = {p: [] for p in pools}
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(device).float().div_(255.0)
-        outs = encoder(x, return_layers=POOLS[pool])
-        out.append(torch.cat([pool_tokens(h, encoder.grid, pool) for h in outs], dim=1).float().cpu())
-    return torch.cat(out)
+        outs = encoder(x, return_layers=layers)
+        for p in pools:
+            out[p].append(torch.cat([pool_tokens(h, encoder.grid, p) for h in outs[-POOLS[p] :]], dim=1).float().cpu())
+    return {p: torch.cat(f) for p, f in out.items()}
+
+
+def extract(
+    encoder: VisionTransformer, images: torch.Tensor, *, pool: str = "mean", batch_size: int = 512
+) -> torch.Tensor:
+    """Frozen features (N, F) with one pooling; see `extract_pools`."""
+    return extract_pools(encoder, images, [pool], batch_size=batch_size)[pool]
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, *, c: float = 1.0, max_iter: int = 1000) -> torch.Tensor:

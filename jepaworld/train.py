@@ -11,6 +11,7 @@ and N ranks compute the same step as one process on the same global batch.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -103,9 +104,11 @@ def setup_device(name: str) -> tuple[torch.device, int, int]:
 
 
 def spec_of(ds) -> DataSpec:
+    """The model-relevant facts of a dataset; pixel statistics where the dataset can give them."""
+    mean, std = ds.pixel_stats() if hasattr(ds, "pixel_stats") else (0.0, 1.0)
     return DataSpec(
         channels=ds.channels, img_size=ds.img_size, frames=getattr(ds, "frames", 1),
-        action_dim=getattr(ds, "action_dim", 0),
+        action_dim=getattr(ds, "action_dim", 0), pixel_mean=mean, pixel_std=std,
     )  # fmt: skip
 
 
@@ -142,62 +145,73 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
     local = slice(rank * tc.batch_size // world, (rank + 1) * tc.batch_size // world)
 
-    def checkpoint(step: int) -> None:
-        if lead:
-            save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, method=method, optimizer=opt.state_dict(),
-                            step=step, elapsed=elapsed, rng=torch.get_rng_state())  # fmt: skip
+    def snapshot(step: int) -> dict:
+        # Cloned, because a periodic checkpoint is written only once the next step's loss proves these weights
+        # finite: a blow-up then never leaves a checkpoint that itself gives a NaN loss.
+        return {"method": copy.deepcopy(method.state_dict()), "optimizer": copy.deepcopy(opt.state_dict()),
+                "step": step, "elapsed": elapsed, "rng": torch.get_rng_state()}  # fmt: skip
+
+    def write(snap: dict | None) -> None:
+        if lead and snap is not None:
+            save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
 
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
     # Random-init features are already low-rank; collapse warnings compare against this starting point.
     log.initial = collapse_report(method.features(inputs(ds.load(sampler.indices(start))).to(device)))
-    loss_value, diag, step = float("nan"), {}, start
+    loss_value, diag, step, pending = float("nan"), {}, start, None
     t_last, n_last = time.perf_counter(), 0
-    for step in range(start, tc.steps):
-        t0 = time.perf_counter()
-        lr = cosine(step, tc.steps, tc.lr, tc.min_lr, tc.warmup_steps)
-        wd = cosine(step, tc.steps, tc.weight_decay, tc.weight_decay_end)
-        for group in opt.param_groups:
-            group["lr"], group["weight_decay"] = lr, wd * group["wd_scale"]
-        g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
-        batch = {k: v.to(device, non_blocking=True) for k, v in ds.load(sampler.indices(step)).items()}
-        if augment is not None and "x" in batch:
-            batch["x"] = augment(batch["x"], g)
-        batch = {k: v[local].to(device) for k, v in method.prepare(batch, g).items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
-            loss, logs = model(batch)
-        loss_value = all_mean(loss.detach().float(), world)
-        if not math.isfinite(loss_value):
-            log.close()
-            raise TrainingError(
-                f"non-finite loss ({loss_value}) at step {step}; stopped, the last good checkpoint "
-                f"{out / CHECKPOINT} is kept; lower --train.lr or set --train.grad_clip"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if tc.grad_clip > 0:
-            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(method.parameters(), tc.grad_clip).item()
-        opt.step()
-        method.after_step((step + 1) / tc.steps)
-        elapsed += time.perf_counter() - t0
-        n_last += tc.batch_size
-        done = step + 1
-        if done % tc.diag_every == 0 or done == tc.steps:
-            diag = collapse_report(method.features(inputs(batch)))
-            log.diagnostics(done, diag)
-        if done % tc.log_every == 0 or done == tc.steps:
-            rate = n_last / (time.perf_counter() - t_last)
-            t_last, n_last = time.perf_counter(), 0
-            log.metrics(done, {"loss": loss_value, "lr": lr, "wd": wd, "samples_per_s": rate, **logs})
-        log.tick(loss_value)
-        if done % tc.ckpt_every == 0:
-            checkpoint(done)
-        if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
-            break
+    try:
+        for step in range(start, tc.steps):
+            t0 = time.perf_counter()
+            lr = cosine(step, tc.steps, tc.lr, tc.min_lr, tc.warmup_steps)
+            wd = cosine(step, tc.steps, tc.weight_decay, tc.weight_decay_end)
+            for group in opt.param_groups:
+                group["lr"], group["weight_decay"] = lr, wd * group["wd_scale"]
+            g = torch.Generator().manual_seed(tc.seed * 1_000_003 + step)
+            batch = {k: v.to(device, non_blocking=True) for k, v in ds.load(sampler.indices(step)).items()}
+            if augment is not None and "x" in batch:
+                batch["x"] = augment(batch["x"], g)
+            batch = {k: v[local].to(device) for k, v in method.prepare(batch, g).items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
+                loss, logs = model(batch)
+            loss_value = all_mean(loss.detach().float(), world)
+            if not math.isfinite(loss_value):
+                ckpt = out / CHECKPOINT
+                kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written yet"
+                raise TrainingError(
+                    f"non-finite loss ({loss_value}) at step {step}; stopped, {kept}; lower --train.lr or set "
+                    "--train.grad_clip"
+                )
+            write(pending)
+            pending = None
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if tc.grad_clip > 0:
+                logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(method.parameters(), tc.grad_clip).item()
+            opt.step()
+            method.after_step((step + 1) / tc.steps)
+            elapsed += time.perf_counter() - t0
+            n_last += tc.batch_size
+            done = step + 1
+            if done % tc.diag_every == 0 or done == tc.steps:
+                diag = collapse_report(method.features(inputs(batch)))
+                log.diagnostics(done, diag)
+            if done % tc.log_every == 0 or done == tc.steps:
+                rate = n_last / (time.perf_counter() - t_last)
+                t_last, n_last = time.perf_counter(), 0
+                log.metrics(done, {"loss": loss_value, "lr": lr, "wd": wd, "samples_per_s": rate, **logs})
+            log.tick(loss_value)
+            if done % tc.ckpt_every == 0:
+                pending = snapshot(done)
+            if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
+                break
+    finally:
+        log.close()
     step = step + 1 if tc.steps > start else start
-    checkpoint(step)
-    log.close()
+    write(snapshot(step))
     if lead:
-        print(f"trained {step} steps in {elapsed:.0f}s; final loss {loss_value:.4f}; checkpoint {out / CHECKPOINT}")
+        loss_text = f"; final loss {loss_value:.4f}" if math.isfinite(loss_value) else ""
+        print(f"trained {step} steps in {elapsed:.0f}s{loss_text}; checkpoint {out / CHECKPOINT}")
     return TrainResult(run_dir=out, steps=step, seconds=elapsed, loss=loss_value, diagnostics=diag)
 
 
@@ -229,7 +243,12 @@ class Logger:
         self.enabled, self.bar, self.tb, self.initial = enabled, None, None, None
         if not enabled:
             return
-        self.file = open(out / METRICS, "a")  # noqa: SIM115 (kept open for the whole run)
+        path = out / METRICS
+        if path.exists():
+            # A resumed run repeats the steps after its checkpoint: drop the rows they logged the first time.
+            rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= start]
+            path.write_text("".join(r + "\n" for r in rows))
+        self.file = open(path, "a")  # noqa: SIM115 (kept open for the whole run)
         from torch.utils.tensorboard import SummaryWriter
 
         self.tb = SummaryWriter(str(out / "tb"))

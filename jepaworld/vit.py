@@ -188,8 +188,12 @@ class VisionTransformer(nn.Module):
         mlp_ratio: float = 4.0,
         num_frames: int = 1,
         tubelet: int = 1,
+        pixel_mean: float = 0.0,
+        pixel_std: float = 1.0,
     ) -> None:
         super().__init__()
+        # Inputs arrive in [0, 1]; standardising them here keeps every caller (trainer, probes, planners) in step.
+        self.pixel_mean, self.pixel_std = pixel_mean, pixel_std
         self.dim, self.img_size, self.patch_size, self.in_chans = dim, img_size, patch_size, in_chans
         self.num_frames, self.tubelet = num_frames, tubelet
         self.patch_embed = PatchEmbed(
@@ -203,6 +207,11 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList(Block(dim=dim, num_heads=num_heads, mlp_ratio=mlp_ratio) for _ in range(depth))
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.apply(_init_weights)
+        # Variance-preserving (LeCun) init for the patch projection: with small patches (4x4x1 = 16 inputs) the
+        # Xavier init leaves the content ~4x weaker than the sin-cos positions, and the features then start, and
+        # tend to stay, position-only.
+        w = self.patch_embed.proj.weight
+        nn.init.trunc_normal_(w, std=w[0].numel() ** -0.5)
 
     @property
     def num_patches(self) -> int:
@@ -225,6 +234,8 @@ class VisionTransformer(nn.Module):
         Returns the normed tokens (B, K, D), or with `return_layers=n` the normed outputs of the last n blocks.
         """
         self.check_input(x)
+        if self.pixel_mean != 0.0 or self.pixel_std != 1.0:
+            x = (x - self.pixel_mean) / self.pixel_std
         tokens = self.patch_embed(x) + self.pos_embed  # (B, N, D)
         if keep is not None:
             tokens = gather_tokens(tokens, keep)  # (B, K, D)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 from jepaworld.config import DataConfig
+from jepaworld.data.clips import video_dataset
+from jepaworld.data.episode_dataset import episode_dataset
 from jepaworld.data.images import DataError, ImageDataset, digits, fashion_mnist, image_folder, npz
 
 
@@ -40,6 +42,8 @@ DATASETS: dict[str, Callable[[DataConfig, str], Any]] = {
     "digits": _digits,
     "folder": _folder,
     "npz": _npz,
+    "video": video_dataset,
+    "episodes": episode_dataset,
 }
 
 

@@ -53,6 +53,11 @@ class ImageDataset:
     def img_size(self) -> int:
         return self.images.shape[-1]
 
+    def pixel_stats(self) -> tuple[float, float]:
+        """Mean and std of all pixels in [0, 1] (from up to 10k images; enough for two decimals)."""
+        x = self.images[:10_000].float().div_(255.0)
+        return round(x.mean().item(), 4), round(x.std().item(), 4)
+
     def load(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         out = {"x": self.images[idx].float().div_(255.0)}
         if self.labels is not None:

@@ -10,6 +10,8 @@ from jepaworld.masks import MultiBlock2D, Random
 from jepaworld.methods.base import DataSpec, Method
 from jepaworld.methods.jepa import JEPA
 from jepaworld.methods.mae import MAE
+from jepaworld.methods.video import videomae_mask, vjepa_mask
+from jepaworld.methods.worldmodel import WorldModel, build_worldmodel
 from jepaworld.vit import VisionTransformer, predictor_for, vit
 
 
@@ -17,7 +19,8 @@ def build_encoder(cfg: ExperimentConfig, spec: DataSpec) -> VisionTransformer:
     m = cfg.model
     return vit(
         m.size, depth=m.depth, img_size=spec.img_size, patch_size=m.patch_size, in_chans=spec.channels,
-        num_frames=spec.frames, tubelet=m.tubelet if spec.frames > 1 else 1,
+        num_frames=spec.frames, tubelet=m.tubelet if spec.frames > 1 else 1, pixel_mean=spec.pixel_mean,
+        pixel_std=spec.pixel_std,
     )  # fmt: skip
 
 
@@ -65,9 +68,33 @@ def build_mae(cfg: ExperimentConfig, spec: DataSpec) -> MAE:
     return MAE(encoder=enc, decoder=dec, mask=mask, norm_pix_loss=cfg.method.norm_pix_loss)
 
 
+def build_vjepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
+    """V-JEPA (Bardes et al. 2024): the JEPA class on a tubelet encoder with multi-block tube masks."""
+    enc = build_encoder(cfg, spec)
+    m, me = cfg.model, cfg.method
+    pred = predictor_for(enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=enc.dim)
+    return JEPA(
+        encoder=enc, predictor=pred, mask=vjepa_mask(cfg.mask, enc.grid), loss=me.loss, target=me.target,
+        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim),
+    )  # fmt: skip
+
+
+def build_videomae(cfg: ExperimentConfig, spec: DataSpec) -> MAE:
+    """VideoMAE (Tong et al. 2022), the pixel baseline of V-JEPA: the MAE class with tube masks."""
+    enc = build_encoder(cfg, spec)
+    m = cfg.model
+    pixels = spec.channels * enc.patch_size**2 * enc.tubelet
+    dec = predictor_for(enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=pixels)
+    mask = videomae_mask(cfg.mask, enc.grid)
+    return MAE(encoder=enc, decoder=dec, mask=mask, norm_pix_loss=cfg.method.norm_pix_loss)  # type: ignore[arg-type]
+
+
 METHODS: dict[str, Callable[[ExperimentConfig, DataSpec], Method]] = {
     "ijepa": build_ijepa,
     "mae": build_mae,
+    "vjepa": build_vjepa,
+    "videomae": build_videomae,
+    "worldmodel": build_worldmodel,
 }
 
 
@@ -77,4 +104,4 @@ def build_method(cfg: ExperimentConfig, spec: DataSpec) -> Method:
     return METHODS[cfg.method.name](cfg, spec)
 
 
-__all__ = ["JEPA", "MAE", "METHODS", "DataSpec", "Method", "build_encoder", "build_method"]
+__all__ = ["JEPA", "MAE", "METHODS", "DataSpec", "Method", "WorldModel", "build_encoder", "build_method"]

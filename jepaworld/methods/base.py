@@ -19,12 +19,18 @@ from jepaworld.vit import VisionTransformer
 
 @dataclass(frozen=True)
 class DataSpec:
-    """What a model must be built for: the data's channels, side and frames (1 for images)."""
+    """What a model must be built for: the data's channels, side, frames (1 for images) and pixel statistics.
+
+    `pixel_mean` / `pixel_std` (of the training set, inputs in [0, 1]) standardise inputs inside the encoder, so
+    every path that rebuilds a model from a checkpoint's spec feeds it exactly as in training.
+    """
 
     channels: int
     img_size: int
     frames: int = 1
     action_dim: int = 0
+    pixel_mean: float = 0.0
+    pixel_std: float = 1.0
 
 
 class Method(nn.Module):

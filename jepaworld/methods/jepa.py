@@ -74,7 +74,9 @@ class JEPA(Method):
         target = gather_tokens(h, tgt.flatten(1)).view(B, M, Nt, -1)  # (B, M, Nt, D)
         z, pred = self.predict(x, ctx, tgt)
         pred_loss = regression_loss(pred.float(), target.float(), self.loss_kind)
-        reg_loss, logs = self.reg(z.flatten(0, 1), int(self.step))
+        # Per-image pooled embeddings: features that encode only the token position pool to one vector for
+        # every image, which the regulariser sees as collapse (over tokens it would not).
+        reg_loss, logs = self.reg(z.mean(dim=1), int(self.step))
         return pred_loss + reg_loss, {"loss/pred": pred_loss.item(), **logs}
 
     @torch.no_grad()

@@ -1,0 +1,190 @@
+"""The `jepaworld` command line.
+
+    jepaworld pretrain --preset NAME [--section.key value ...] [--resume]
+    jepaworld probe CHECKPOINT [--no-baselines] [--probe.key value ...]
+    jepaworld presets [--keys]
+    jepaworld demo [--minutes M]
+
+Each subcommand is a `(add_arguments, run)` pair in `COMMANDS`. Errors that a user can fix (bad config keys,
+missing data, mismatched checkpoints, a non-finite loss) print one line and exit with status 2 or 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from jepaworld.cli_physics import PHYSICS, SURPRISE
+from jepaworld.cli_worldmodel import collect_args, collect_run, plan_args, plan_run
+from jepaworld.config import (
+    PRESETS,
+    ConfigError,
+    ExperimentConfig,
+    all_keys,
+    apply_overrides,
+    from_dict,
+    get_preset,
+    parse_override_args,
+)  # fmt: skip
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace, list[str]], int]]
+
+
+def _config(preset: str, overrides: list[str]) -> ExperimentConfig:
+    return apply_overrides(get_preset(preset), parse_override_args(overrides))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pretrain
+
+
+def _pretrain_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="ijepa-fmnist", help="named preset (see `jepaworld presets`)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --train.out exactly where it stopped")
+
+
+def _pretrain(args: argparse.Namespace, rest: list[str]) -> int:
+    from jepaworld.train import train
+
+    train(_config(args.preset, rest), resume=args.resume)
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# probe
+
+
+def _probe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a run folder or its checkpoint.pt")
+    p.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and random-init rows")
+    p.add_argument("--out", default="", help="also write the table as Markdown and JSON to this folder")
+
+
+def _probe(args: argparse.Namespace, rest: list[str]) -> int:
+    from jepaworld.checkpoint import read_checkpoint
+    from jepaworld.compare import probe_all
+
+    state = read_checkpoint(args.checkpoint)
+    cfg = from_dict(state["config"])
+    cfg = apply_overrides(cfg, parse_override_args(rest))
+    for key in parse_override_args(rest):
+        if not key.startswith(("probe.", "data.")):
+            raise ConfigError(f"--{key}: probe takes only --probe.* and --data.* overrides")
+    from jepaworld.probe import format_table
+
+    runs = {"checkpoint": Path(state["path"])}
+    results = probe_all(runs, cfg, cfg.probe, baselines=not args.no_baselines)[cfg.probe.pool]
+    table = format_table(results, cfg.probe.shots)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "probe.md").write_text(table + "\n")
+        (out / "probe.json").write_text(json.dumps([r.row(cfg.probe.shots) for r in results], indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# presets
+
+
+def _presets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--keys", action="store_true", help="also list every config key with its help text")
+
+
+def _presets(args: argparse.Namespace, rest: list[str]) -> int:
+    width = max(map(len, PRESETS))
+    for name, fn in PRESETS.items():
+        print(f"{name:<{width}}  {(fn.__doc__ or '').strip().splitlines()[0]}")
+    if args.keys:
+        print()
+        default = ExperimentConfig()
+        for key, f in all_keys(default).items():
+            sec, name = key.split(".")
+            print(f"--{key:<28} {getattr(getattr(default, sec), name)!r:<16} {f.metadata.get('help', '')}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# demo
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--minutes", type=float, default=3.0, help="pretraining wall time for each of I-JEPA and MAE")
+    p.add_argument("--out", default="runs/demo", help="run folder for checkpoints, table and plots")
+    p.add_argument("--max-train", type=int, default=20000, help="labelled images for the linear/kNN probes")
+    p.add_argument("--no-physics", action="store_true", help="skip the intuitive-physics section")
+
+
+def _demo(args: argparse.Namespace, rest: list[str]) -> int:
+    from jepaworld.compare import compare
+    from jepaworld.probe import format_table
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"{out} already holds a demo; remove it or pass --out NEW_FOLDER")
+    overrides = parse_override_args(rest)
+    pairs = (("I-JEPA", "ijepa-fmnist"), ("MAE", "mae-fmnist"))
+    cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in pairs}
+    probe_cfg = dataclasses.replace(cfgs["I-JEPA"].probe, max_train=args.max_train)
+    print(
+        f"jepaworld demo: I-JEPA and MAE pretrain on Fashion-MNIST for {args.minutes:g} min each on this machine, "
+        "then frozen features are probed against raw pixels and a random-init encoder.",
+        flush=True,
+    )
+    results = compare(cfgs, seconds=60 * args.minutes, out=out, probe_cfg=probe_cfg)
+    print()
+    print(format_table(results, probe_cfg.shots))
+    pool = probe_cfg.pool
+    print(f"\nwritten: {out}/results-{pool}.md, results-{pool}.json, results-{pool}.png")
+    if not args.no_physics:
+        from jepaworld.physics_eval import demo_physics
+
+        print("\nIntuitive physics: surprise of the shipped V-JEPA checkpoint vs random init on possible/impossible "
+              "video pairs (pairwise accuracy: the possible twin scores lower)", flush=True)  # fmt: skip
+        table = demo_physics(out)
+        (out / "physics.md").write_text(table + "\n")
+        print(table)
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Command]] = {
+    "pretrain": ("pretrain a method on a preset, with dotted overrides", (_pretrain_args, _pretrain)),
+    "probe": ("probe a checkpoint's frozen features (linear, kNN, low-shot)", (_probe_args, _probe)),
+    "presets": ("list the presets (and with --keys every config key)", (_presets_args, _presets)),
+    "demo": ("I-JEPA vs MAE vs raw pixels vs random init on Fashion-MNIST", (_demo_args, _demo)),
+    "collect": ("roll an exploration policy in an env into an HDF5 episodes file", (collect_args, collect_run)),
+    "plan": ("plan with a world model in its env: success, steps, time per action", (plan_args, plan_run)),
+    "physics": ("intuitive-physics suite: generate it, or evaluate a checkpoint's surprise on it", PHYSICS),
+    "surprise": ("per-window and per-frame surprise of videos under a V-JEPA checkpoint", SURPRISE),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jepaworld", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, (add_args, _)) in COMMANDS.items():
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    args, rest = parser.parse_known_args(argv)
+    from jepaworld.checkpoint import CheckpointError
+    from jepaworld.data.images import DataError
+    from jepaworld.data.video import VideoError
+    from jepaworld.surprise import SurpriseError
+    from jepaworld.train import TrainingError
+
+    try:
+        return COMMANDS[args.command][1][1](args, rest)
+    except (ConfigError, DataError, CheckpointError, VideoError, SurpriseError) as e:
+        print(f"jepaworld {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"jepaworld {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

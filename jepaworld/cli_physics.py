@@ -1,0 +1,144 @@
+"""The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
+
+    jepaworld physics generate --out DIR [--n-train N] [--pairs P] [--size S] [--frames T] [--seed SEED]
+    jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [--stride S] [--context-frames K]
+    jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--stride S] [--context-frames K] [--plot P] [--json J]
+
+Each is an `(add_arguments, run)` pair like the commands in `cli.py`; heavy imports happen inside `run` so that
+`jepaworld --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from jepaworld.config import ConfigError
+
+
+def _no_extra(rest: list[str]) -> None:
+    if rest:
+        raise ConfigError(f"unexpected arguments {' '.join(rest)}; see --help")
+
+
+def _window_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--stride", type=int, default=2, help="frames between window starts (default 2)")
+    p.add_argument(
+        "--context-frames", type=int, default=None, help="context frames per window (default: half the window)"
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# physics generate / eval
+
+
+def _physics_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="physics_command", required=True)
+    g = sub.add_parser("generate", help="write an intuitive-physics suite (mp4 files + index.json)")
+    g.add_argument("--out", required=True, help="folder to write (must not hold a suite already)")
+    g.add_argument("--n-train", type=int, default=400, help="possible training videos (default 400)")
+    g.add_argument("--pairs", type=int, default=20, help="test pairs per property (default 20)")
+    g.add_argument("--size", type=int, default=64, help="frame side in pixels (default 64)")
+    g.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
+    g.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
+    e = sub.add_parser("eval", help="pairwise accuracy and AUROC per property, with baselines")
+    e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
+    e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")
+    e.add_argument("--baseline", default="", help="pixel-baseline (videomae) checkpoint to add to the table")
+    e.add_argument("--json", default="", help="also write the results as JSON here")
+    _window_args(e)
+
+
+def _physics(args: argparse.Namespace, rest: list[str]) -> int:
+    _no_extra(rest)
+    if args.physics_command == "generate":
+        return _generate(args)
+    return _eval(args)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from jepaworld.physics import generate_suite
+
+    out = Path(args.out)
+    if (out / "index.json").exists():
+        raise ConfigError(f"{out} already holds a suite; remove it or pass another --out")
+    try:
+        index = generate_suite(
+            out, n_train=args.n_train, n_pairs_per_property=args.pairs, size=args.size, frames=args.frames,
+            seed=args.seed,
+        )  # fmt: skip
+    except (ValueError, RuntimeError) as e:
+        raise ConfigError(str(e)) from e
+    n_test = sum(v["split"] == "test" for v in index["videos"])
+    print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({args.pairs} pairs per property), "
+          f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}; index {out / 'index.json'}")  # fmt: skip
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from jepaworld.physics_eval import evaluate, format_table, to_json
+    from jepaworld.surprise import load_scorer, random_scorer
+
+    vjepa = load_scorer(None if args.checkpoint == "default" else args.checkpoint)
+    scorers = {f"{vjepa.cfg.method.name} (checkpoint)": vjepa, "random init": random_scorer(vjepa)}
+    if args.baseline:
+        base = load_scorer(args.baseline)
+        kind = "pixel baseline" if base.cfg.method.name in ("mae", "videomae") else "baseline"
+        scorers[f"{base.cfg.method.name} ({kind})"] = base
+    print(f"scoring the test pairs of {args.suite} with {', '.join(scorers)} ...", flush=True)
+    results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames)
+    print(format_table(results))
+    print(
+        "pairwise: share of pairs whose impossible video has the higher video score (max or mean over windows); "
+        "AUROC over all test videos of a property (impossible = 1); overall excludes the colour control."
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(to_json(results), indent=2))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# surprise
+
+
+def _surprise_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="[CHECKPOINT] VIDEO...: a checkpoint (run folder or .pt; "
+                   "omit it for the shipped default), then videos (mp4/webm/avi/... or folders of frames)")  # fmt: skip
+    p.add_argument("--default", action="store_true", help="use the shipped default checkpoint; all paths are videos")
+    p.add_argument("--plot", default="", help="write a PNG surprise curve (peaks marked) here")
+    p.add_argument("--json", default="", help="write per-window and per-frame scores as JSON here")
+    _window_args(p)
+
+
+def _is_checkpoint(path: Path) -> bool:
+    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoint.pt").exists())
+
+
+def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
+    _no_extra(rest)
+    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, score_video
+
+    paths = [Path(p) for p in args.paths]
+    checkpoint = None
+    if not args.default and _is_checkpoint(paths[0]):
+        checkpoint, paths = paths[0], paths[1:]
+    if not paths:
+        raise ConfigError("no video given; usage: jepaworld surprise [CHECKPOINT] VIDEO...")
+    scorer = load_scorer(checkpoint)
+    if checkpoint is None:
+        print(f"using the shipped default checkpoint {Path(scorer.name).name}", flush=True)
+    with cpu_threads(1):
+        results = [score_video(scorer, p, stride=args.stride, context_frames=args.context_frames) for p in paths]
+    for r in results:
+        print(r.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
+        print(f"wrote {args.json}")
+    if args.plot:
+        print(f"wrote {plot_results(results, args.plot)}")
+    return 0
+
+
+PHYSICS = (_physics_args, _physics)
+SURPRISE = (_surprise_args, _surprise)

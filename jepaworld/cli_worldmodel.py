@@ -1,0 +1,140 @@
+"""World-model subcommands of the `jepaworld` command line (registered in `cli.COMMANDS`).
+
+jepaworld collect ENV --episodes N --steps T --out FILE.h5 [--policy random|noisy] [--seed S]
+jepaworld plan eval CHECKPOINT --env ENV --planner cem|mppi|gradient --episodes N [--horizon H]
+                    [--keep-out x,y,r | x0,y0,x1,y1 ...] [--goal-image PNG] [--baseline] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from jepaworld.config import ConfigError
+
+# ----------------------------------------------------------------------------------------------------------
+# collect
+
+
+def collect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("env", help="environment: tworooms (= two_rooms), pointmaze, pusht, reacher or gym:<EnvId>")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes to roll out")
+    p.add_argument("--steps", type=int, default=100, help="steps per episode")
+    p.add_argument("--out", required=True, help="HDF5 file to write (resumed if an interrupted .partial exists)")
+    p.add_argument("--policy", default="random", choices=["random", "noisy"], help="exploration policy")
+    p.add_argument("--seed", type=int, default=0, help="seed of every episode's start and actions")
+
+
+def collect_run(args: argparse.Namespace, rest: list[str]) -> int:
+    from jepaworld.data.episodes import collect
+    from jepaworld.plan_eval import env_name, open_env
+
+    if rest:
+        raise ConfigError(f"collect: unexpected arguments {' '.join(rest)}")
+    open_env(args.env).close()  # unknown env, no rgb_array, missing package: one line before any file is made
+    try:
+        out = collect(env_name(args.env), episodes=args.episodes, steps_per_episode=args.steps, out=args.out,
+                      policy=args.policy, seed=args.seed)  # fmt: skip
+    except ValueError as error:  # bad counts; EpisodesError (a DataError) is reported by main()
+        raise ConfigError(str(error)) from None
+    print(f"collected {args.episodes} episodes × {args.steps} steps of {env_name(args.env)} into {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# plan
+
+
+def plan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["eval"], help="eval: plan seeded episodes and report")
+    p.add_argument("checkpoint", help="a world-model run folder or its checkpoint.pt")
+    p.add_argument("--env", default="", help="environment (default: the one the training data came from)")
+    p.add_argument("--planner", default="cem", help="cem | mppi | gradient")
+    p.add_argument("--episodes", type=int, default=20, help="seeded episodes (seeds seed .. seed + N - 1)")
+    p.add_argument("--horizon", type=int, default=5, help="planning horizon in macro-steps (frame_step raw steps)")
+    p.add_argument("--seed", type=int, default=1000, help="first episode seed (the data used seeds from 0)")
+    p.add_argument("--samples", type=int, default=None, help="candidates per iteration (cem/mppi)")
+    p.add_argument("--iters", type=int, default=None, help="planner iterations per decision")
+    p.add_argument("--keep-out", action="append", default=[], help="forbidden zone 'x,y,r' or 'x0,y0,x1,y1'")
+    p.add_argument("--keep-out-weight", type=float, default=100.0, help="weight of each keep-out cost")
+    p.add_argument("--keep-out-margin", type=float, default=0.03, help="planning buffer around each zone")
+    p.add_argument("--reduction", default="last", choices=["last", "sum"], help="goal cost at the last step or summed")
+    p.add_argument("--z", default="sample", choices=["mean", "sample", "worst"], help="latent variable z in planning")
+    p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
+    p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")
+    p.add_argument("--data", default="", help="episodes file for the state probe (default: the training data)")
+    p.add_argument("--baseline", action="store_true", help="also run random actions on the same episodes")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a shared machine)")
+    p.add_argument("--out", default="", help="folder for results.json and per-episode PNGs")
+
+
+def _data_path(args: argparse.Namespace, cfg, run_dir: Path) -> Path:
+    candidates = [Path(args.data)] if args.data else [Path(cfg.data.path), run_dir / cfg.data.path]
+    for path in candidates:
+        if path.exists():
+            return path
+    raise ConfigError(f"the state probe needs the training episodes ({cfg.data.path} not found); pass --data FILE.h5")
+
+
+def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
+    import torch
+
+    from jepaworld.data.episodes import open_episodes
+    from jepaworld.plan_eval import (
+        default_planner,
+        evaluate,
+        load_goal_image,
+        load_world_model,
+        parse_keep_out,
+        random_baseline,
+        write_results,
+    )  # fmt: skip
+    from jepaworld.state_probe import probe_for
+
+    if rest:
+        raise ConfigError(f"plan: unexpected arguments {' '.join(rest)}")
+    torch.set_num_threads(max(1, args.threads))
+    model, cfg, state = load_world_model(args.checkpoint)
+    run_dir = Path(state["path"]).parent
+    data = _data_path(args, cfg, run_dir)
+    with open_episodes(data) as f:
+        data_env = str(f.attrs["env"])
+    env = args.env or data_env
+    planner = default_planner(args.planner, samples=args.samples, iters=args.iters)
+    probe, probe_metrics = probe_for(model, run_dir=run_dir, data_path=data, step=int(state.get("step", -1)))
+    keep_outs = [parse_keep_out(s, position_fn=None, weight=args.keep_out_weight, margin=args.keep_out_margin)
+                 for s in args.keep_out]  # fmt: skip
+    goal_image = load_goal_image(args.goal_image, model) if args.goal_image else None
+    out = Path(args.out) if args.out else None
+    reports, summary = evaluate(
+        model, probe, env=env, planner=planner, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
+        repeat=cfg.data.frame_step, keep_outs=keep_outs, reduction=args.reduction, z_mode=args.z,
+        goal_image=goal_image, max_steps=args.max_steps or None, out=out,
+    )  # fmt: skip
+    rows = {args.planner: summary}
+    if args.baseline and goal_image is None:
+        rows["random"] = random_baseline(env, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps or None)
+    print(format_rows(rows))
+    if out is not None:
+        meta = {"checkpoint": state["path"], "env": env, "planner": repr(planner), "horizon": args.horizon,
+                "seed": args.seed, "frame_step": cfg.data.frame_step, "keep_out": args.keep_out,
+                "probe": probe_metrics, "threads": args.threads}  # fmt: skip
+        write_results(out, rows, reports, meta)
+        print(f"written: {out / 'results.json'} and {len(reports)} episode PNGs in {out}")
+    return 0
+
+
+def format_rows(rows: dict[str, dict[str, float]]) -> str:
+    def num(x: float, fmt: str) -> str:
+        return "-" if isinstance(x, float) and math.isnan(x) else format(x, fmt)
+
+    lines = ["| policy | episodes | success | mean steps | plan s / decision | plan s / step | final dist | "
+             "violations | failed plans |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['episodes']} | {r['success_rate']:.0%} | {num(r['mean_steps_to_success'], '.1f')} | "
+            f"{num(r['plan_seconds_per_decision'], '.3f')} | {num(r['plan_seconds_per_step'], '.3f')} | "
+            f"{r['mean_final_distance']:.3f} | {r['violations']} | {r['failed_plans']} |"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Violation-of-expectation evaluation on an intuitive-physics suite (`jepaworld.physics.generate_suite`).
+
+Every scorer (`jepaworld.surprise`) scores each test video; per property we report
+
+- pairwise accuracy: the share of matched pairs whose impossible video is more surprising than its possible twin
+  (ties count half). The video score is the **max** over windows by default, as the twins are identical before the
+  divergence frame: the violation is a local peak, and the mean dilutes it over windows both videos share. The
+  mean-score accuracy is reported too.
+- AUROC of the max score over all test videos of the property (impossible = 1), which unlike pairwise accuracy
+  also asks that scores be comparable *across* scenes.
+
+"overall" pools every property except the controls (colour change), which are reported separately.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from jepaworld.physics import CONTROL_PROPERTIES, generate_suite
+from jepaworld.surprise import (
+    Scorer,
+    SurpriseError,
+    cpu_threads,
+    load_scorer,
+    load_video,
+    random_scorer,
+    score_frames,
+)
+
+OVERALL = "overall"
+
+
+@dataclass
+class PropertyScore:
+    pairs: int
+    pairwise_max: float
+    pairwise_mean: float
+    auroc: float
+
+
+def read_index(suite: str | Path) -> dict:
+    path = Path(suite) / "index.json"
+    if not path.exists():
+        raise SurpriseError(f"{suite}: no index.json; pass a suite written by `jepaworld physics generate`")
+    index = json.loads(path.read_text())
+    if not any(v["split"] == "test" for v in index["videos"]):
+        raise SurpriseError(f"{suite}: the suite has no test pairs; generate it with --pairs > 0")
+    return index
+
+
+def score_suite(
+    scorer: Scorer, suite: str | Path, index: dict, *, stride: int = 2, context_frames: int | None = None
+) -> dict[str, tuple[float, float]]:
+    """{file: (mean, max)} for every test video of the suite."""
+    out = {}
+    for v in index["videos"]:
+        if v["split"] != "test":
+            continue
+        frames, _ = load_video(Path(suite) / v["file"], scorer)
+        r = score_frames(scorer, frames, stride=stride, context_frames=context_frames, name=v["file"])
+        out[v["file"]] = (r.mean, r.max)
+    return out
+
+
+def _pairwise(pairs: list[tuple[float, float]]) -> float:
+    """pairs of (possible, impossible) scores -> share with impossible > possible, ties counting half."""
+    wins = [1.0 if imp > pos else 0.5 if imp == pos else 0.0 for pos, imp in pairs]
+    return float(np.mean(wins))
+
+
+def metrics(index: dict, scores: dict[str, tuple[float, float]]) -> dict[str, PropertyScore]:
+    """Per property, plus `overall` over the non-control properties."""
+    by_pair: dict[str, dict[str, tuple[float, float]]] = {}
+    prop_of: dict[str, str] = {}
+    for v in index["videos"]:
+        if v["split"] == "test":
+            by_pair.setdefault(v["pair"], {})[v["kind"]] = scores[v["file"]]
+            prop_of[v["pair"]] = v["property"]
+    controls = set(index.get("control_properties", CONTROL_PROPERTIES))
+    groups: dict[str, list[str]] = {}
+    for pair, prop in prop_of.items():
+        groups.setdefault(prop, []).append(pair)
+        if prop not in controls:
+            groups.setdefault(OVERALL, []).append(pair)
+    out = {}
+    for prop in [p for p in index["properties"] if p in groups] + [OVERALL]:
+        pairs = [by_pair[p] for p in groups.get(prop, [])]
+        if not pairs:
+            continue
+        pos = [p["possible"] for p in pairs]
+        imp = [p["impossible"] for p in pairs]
+        labels = [0] * len(pairs) + [1] * len(pairs)
+        out[prop] = PropertyScore(
+            pairs=len(pairs),
+            pairwise_max=_pairwise([(a[1], b[1]) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_mean=_pairwise([(a[0], b[0]) for a, b in zip(pos, imp, strict=True)]),
+            auroc=float(roc_auc_score(labels, [s[1] for s in pos + imp])),
+        )
+    return out
+
+
+def evaluate(
+    scorers: dict[str, Scorer], suite: str | Path, *, stride: int = 2, context_frames: int | None = None
+) -> dict[str, dict[str, PropertyScore]]:
+    """{model name: {property: PropertyScore}} on the test pairs of `suite`."""
+    index = read_index(suite)
+    with cpu_threads(1):
+        return {
+            name: metrics(index, score_suite(s, suite, index, stride=stride, context_frames=context_frames))
+            for name, s in scorers.items()
+        }
+
+
+def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:
+    """A Markdown table: one row per model and metric, one column per property; controls after `overall`."""
+    first = next(iter(results.values()))
+    props = [p for p in first if p != OVERALL and p not in CONTROL_PROPERTIES]
+    controls = [p for p in first if p in CONTROL_PROPERTIES]
+    cols = [*props, OVERALL, *(f"{c} (control)" for c in controls)]
+    keys = [*props, OVERALL, *controls]
+    lines = [
+        "| model | metric | " + " | ".join(cols) + " |",
+        "|---|---|" + "---|" * len(cols),
+        "| | pairs | " + " | ".join(str(first[k].pairs) for k in keys) + " |",
+    ]
+    for name, res in results.items():
+        for label, attr in (("pairwise (max)", "pairwise_max"), ("pairwise (mean)", "pairwise_mean"),
+                            ("AUROC (max)", "auroc")):  # fmt: skip
+            cells = [f"{100 * getattr(res[k], attr):.0f}%" if attr != "auroc" else f"{res[k].auroc:.2f}" for k in keys]
+            lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def to_json(results: dict[str, dict[str, PropertyScore]]) -> dict:
+    return {name: {p: vars(s) for p, s in res.items()} for name, res in results.items()}
+
+
+def demo_physics(out: Path, *, pairs: int = 4, seed: int = 1, size: int = 64) -> str:
+    """The demo's physics section: a small test suite scored by the shipped V-JEPA and by random init.
+
+    Writes the suite to `out / "physics-suite"` and returns the Markdown table. Suite seed 1 keeps its scenes
+    apart from the default training suite (seed 0).
+    """
+    suite = Path(out) / "physics-suite"
+    if not (suite / "index.json").exists():
+        generate_suite(suite, n_train=0, n_pairs_per_property=pairs, seed=seed, size=size)
+    vjepa = load_scorer(None)
+    results = evaluate({"V-JEPA (shipped)": vjepa, "random init": random_scorer(vjepa)}, suite)
+    return format_table(results)

@@ -1,0 +1,474 @@
+"""Evaluate a JEPA world model by planning in its environment: ``jepaworld plan eval``.
+
+Each episode is seeded: ``env.reset(seed + i)``, a goal from ``env.sample_goal(default_rng(seed + i))`` (or one
+goal image for every episode). Receding-horizon MPC (`planning.run_mpc`) then plans from the encoded current frame
+towards the encoded goal frame, entirely in embedding space, and executes the first planned step.
+
+Frameskip: a model trained with ``data.frame_step = k`` predicts k raw steps at a time from their k concatenated
+actions. The planner searches over `horizon` *held* actions (H, A): each is repeated k times (a macro-step). This
+is DINO-WM's frameskip with a repeated action; it cuts the search space from H·k·A to H·A dimensions and lets a
+horizon of 5 look 5k raw steps ahead, far enough to find TwoRooms' door. Plans are remade after every macro-step.
+
+Reported per run: success rate, mean raw steps to success (successful episodes), planning seconds per decision
+(one plan) and per environment step (a plan serves k steps), the true final distance to the goal, and guardrail
+violations (raw visited states strictly inside a keep-out zone). A planner whose cost turns NaN fails that episode
+with a message, and the evaluation continues. With ``--baseline`` the same seeded episodes are also run with
+random actions, as the floor a world model must beat.
+
+Visuals: a JEPA cannot decode its predictions into frames, so each episode's PNG shows the executed frames (with the
+goal frame) above a state-space plot in which the model's imagined rollouts are read out by the latent->state probe
+(`state_probe`) next to the true path. The probe draws what the model believes will happen in the units the keep-out
+zones are given in, which nearest-neighbour frames from the dataset would only approximate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from jepaworld.checkpoint import CheckpointError, load_strict, read_checkpoint
+from jepaworld.config import ConfigError, ExperimentConfig, from_dict
+from jepaworld.data.episodes import random_policy
+from jepaworld.envs import make_env
+from jepaworld.methods import DataSpec, build_method
+from jepaworld.methods.worldmodel import WorldModel
+from jepaworld.planning import (
+    CEM,
+    MPPI,
+    CostFn,
+    GoalCost,
+    Gradient,
+    KeepOut,
+    Planner,
+    PlanningError,
+    TotalCost,
+    run_mpc,
+)  # fmt: skip
+
+# The issue and the CLI call it "tworooms"; the env registry's name is "two_rooms".
+ENV_ALIASES = {"tworooms": "two_rooms"}
+# State dimensions that hold the controlled position (keep-out zones, plots) and the ones the goal distance uses.
+POSITION_DIMS = {"two_rooms": (0, 1), "pointmaze": (0, 1), "pusht": (0, 1), "reacher": (4, 5)}
+DISTANCE_DIMS = {"two_rooms": (0, 1), "pointmaze": (0, 1), "pusht": (0, 1, 2, 3), "reacher": (4, 5)}
+
+
+def env_name(name: str) -> str:
+    return ENV_ALIASES.get(name, name)
+
+
+def open_env(name: str, **kwargs: Any) -> Any:
+    """`make_env` with its errors (unknown env, no rgb_array, missing package, no GL) as one-line ConfigErrors."""
+    try:
+        return make_env(env_name(name), **kwargs)
+    except (ValueError, ImportError, RuntimeError) as error:
+        raise ConfigError(str(error)) from None
+
+
+def default_planner(name: str, **overrides: Any) -> Planner:
+    """Planners sized for < 1 s per decision on one CPU core with a micro world model (horizon 5)."""
+    defaults: dict[str, dict[str, Any]] = {
+        "cem": {"samples": 300, "elites": 30, "iters": 10},
+        "mppi": {"samples": 300, "iters": 10, "temperature": 0.05, "noise_std": 0.5},
+        "gradient": {"iters": 30, "lr": 0.2, "restarts": 8, "init_std": 0.5},
+    }
+    classes = {"cem": CEM, "mppi": MPPI, "gradient": Gradient}
+    if name not in classes:
+        raise ConfigError(f"unknown planner {name!r}: known planners are {', '.join(sorted(classes))}")
+    kwargs = {**defaults[name], **{k: v for k, v in overrides.items() if v is not None}}
+    if name == "gradient":
+        kwargs.pop("samples", None)
+    return classes[name](**kwargs)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def load_world_model(path: str | Path) -> tuple[WorldModel, ExperimentConfig, dict[str, Any]]:
+    """A frozen, eval-mode `WorldModel` from a checkpoint; any other method is a one-line CheckpointError."""
+    state = read_checkpoint(path)
+    try:
+        cfg = from_dict(state["config"])
+    except (ConfigError, TypeError) as e:
+        raise CheckpointError(f"{state['path']}: saved config is invalid ({e})") from e
+    if cfg.method.name != "worldmodel":
+        raise CheckpointError(
+            f"{state['path']}: a '{cfg.method.name}' checkpoint has no action-conditioned predictor to plan with; "
+            "train a world model, e.g. `jepaworld pretrain --preset wm-tworooms`"
+        )
+    # The weights come from this checkpoint: do not read the encoder's initial checkpoint again.
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder_init=""))
+    model = build_method(cfg, DataSpec(**state["spec"]))
+    assert isinstance(model, WorldModel)
+    load_strict(model, state["method"], path=state["path"])
+    return model.eval().requires_grad_(False), cfg, state
+
+
+def to_tensor(pixels: np.ndarray, model: WorldModel, *, what: str = "frame") -> torch.Tensor:
+    """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], refusing a frame of another size with one line."""
+    C, H, W = model.img_shape
+    if pixels.shape != (H, W, C):
+        raise ConfigError(f"{what} has shape {tuple(pixels.shape)}; the world model takes {H}×{W}×{C} frames")
+    return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().div(255.0)
+
+
+def load_goal_image(path: str | Path, model: WorldModel) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read the goal image ({error})") from None
+    to_tensor(pixels, model, what=f"goal image {path}")
+    return pixels
+
+
+def parse_keep_out(spec: str, *, position_fn: Any, weight: float, margin: float) -> KeepOut:
+    """'x,y,r' -> a disc; 'x0,y0,x1,y1' -> a box (low corner, high corner), in the env's state units."""
+    try:
+        values = [float(v) for v in spec.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 3:
+        return KeepOut(position_fn=position_fn, center=(values[0], values[1]), radius=values[2], weight=weight,
+                       margin=margin)  # fmt: skip
+    if len(values) == 4:
+        return KeepOut(position_fn=position_fn, low=(values[0], values[1]), high=(values[2], values[3]),
+                       weight=weight, margin=margin)  # fmt: skip
+    raise ConfigError(f"--keep-out {spec!r}: give a disc 'x,y,r' or a box 'x0,y0,x1,y1' in state units")
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Planning in the world model
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class HeldActions:
+    """Env adapter for frameskip: each planned action is held for `repeat` raw steps (stopping early on success).
+
+    Records every raw state and frame, so that violations and steps are counted at the environment's rate.
+    """
+
+    def __init__(self, env: Any, *, repeat: int, goal_state: np.ndarray, max_raw_steps: int) -> None:
+        self.env, self.repeat, self.goal_state, self.max_raw_steps = env, repeat, goal_state, max_raw_steps
+        self.action_dim = env.action_dim
+        self.max_episode_steps = math.ceil(max_raw_steps / repeat)
+        self.states: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+
+    def start(self, obs: dict[str, np.ndarray]) -> None:
+        self.states, self.frames = [obs["state"]], [obs["pixels"]]
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        for _ in range(self.repeat):
+            obs, info = self.env.step(action)
+            self.states.append(obs["state"])
+            self.frames.append(obs["pixels"])
+            if self.success(obs["state"], self.goal_state) or len(self.states) > self.max_raw_steps:
+                break
+        return obs, info
+
+    def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+        return bool(self.env.success(state, goal_state))
+
+
+class _Recorder:
+    """Planner wrapper keeping every plan it returns, to draw the imagined rollouts afterwards."""
+
+    def __init__(self, planner: Planner) -> None:
+        self.planner, self.plans = planner, []
+
+    def optimise(self, cost_fn: CostFn, *, init: torch.Tensor, generator: torch.Generator):
+        actions, cost, iters = self.planner.optimise(cost_fn, init=init, generator=generator)
+        self.plans.append(actions.detach().clone())
+        return actions, cost, iters
+
+
+@dataclass
+class LatentPlanningCost:
+    """Builds the planner's cost of held actions (N, H, A) from an observation: encode, roll out, score.
+
+    z_mode (latent-variable models only): "mean" rolls out with z at the prior mean; "sample" draws one z per
+    candidate and step; "worst" draws `z_samples` per candidate and keeps the highest cost (a pessimistic plan).
+    """
+
+    model: WorldModel
+    cost: TotalCost
+    repeat: int
+    generator: torch.Generator
+    z_mode: str = "sample"
+    z_samples: int = 4
+    starts: list[torch.Tensor] = field(default_factory=list)
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> CostFn:
+        with torch.no_grad():
+            z0 = self.model.encode(to_tensor(obs["pixels"], self.model))  # (1, D)
+        self.starts.append(z0)
+        return lambda actions: self.evaluate(z0, actions)
+
+    def evaluate(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        N, H, _ = actions.shape
+        full = actions.repeat(1, 1, self.repeat)  # (N, H, k·A): k copies of each action, the frameskip layout
+        K = {"mean": 0, "sample": 1, "worst": self.z_samples}[self.z_mode] if self.model.latent_dim else 0
+        if K == 0:
+            return self.cost(self.model.rollout(z0.expand(N, -1), full), actions)
+        latent = self.model.prior_latent((K * N, H), self.generator)  # (K·N, H, L)
+        latents = self.model.rollout(z0.expand(K * N, -1), full.repeat(K, 1, 1), latent)  # (K·N, H, D)
+        costs = self.cost(latents, actions.repeat(K, 1, 1)).view(K, N)
+        return costs.max(0).values
+
+    @torch.no_grad()
+    def imagine(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """The mean-z imagined embeddings (H, D) of one plan (H, A)."""
+        return self.model.rollout(z0, actions.repeat(1, self.repeat)[None])[0]
+
+
+@dataclass
+class EpisodeReport:
+    seed: int
+    success: bool
+    steps: int  # raw environment steps executed
+    plan_seconds: float  # total planning time
+    decisions: int  # plans made
+    final_distance: float
+    violations: int
+    error: str | None = None
+
+
+def _distance(name: str, state: np.ndarray, goal: np.ndarray) -> float:
+    dims = list(DISTANCE_DIMS.get(name, range(len(state))))
+    return float(np.linalg.norm(np.asarray(state)[dims] - np.asarray(goal)[dims]))
+
+
+def evaluate(
+    model: WorldModel,
+    probe: torch.nn.Module,
+    *,
+    env: str,
+    planner: Planner,
+    episodes: int,
+    horizon: int = 5,
+    seed: int = 0,
+    repeat: int = 1,
+    keep_outs: list[KeepOut] | None = None,
+    watch: list[KeepOut] | None = None,
+    reduction: str = "last",
+    z_mode: str = "sample",
+    goal_image: np.ndarray | None = None,
+    max_steps: int | None = None,
+    starts: list[np.ndarray] | None = None,
+    goals: list[np.ndarray] | None = None,
+    out: str | Path | None = None,
+    log: Any = print,
+) -> tuple[list[EpisodeReport], dict[str, float]]:
+    """Plan `episodes` seeded episodes in `env`; returns the per-episode reports and their summary.
+
+    `starts` / `goals` (optional, one state per episode) place the agent and the goal explicitly (via the env's
+    `set_state` and `render`), e.g. for the keep-out demonstration. Violations are counted against `watch`
+    (default: the planned `keep_outs`), so a run without guardrails can be scored against the same zones.
+    """
+    name = env_name(env)
+    environment = open_env(name)
+    keep_outs = keep_outs or []
+    watch = keep_outs if watch is None else watch
+    dims = list(POSITION_DIMS.get(name, (0, 1)))
+    if model.action_dim != environment.action_dim * repeat:
+        raise ConfigError(
+            f"{name} has action dimension {environment.action_dim}: with frame_step {repeat} the model would need "
+            f"{environment.action_dim * repeat}, but it was trained with {model.action_dim}"
+        )
+    out = Path(out) if out is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    reports = []
+    try:
+        for i in range(episodes):
+            reports.append(_episode(model, probe, environment, name, planner, i, seed=seed, horizon=horizon,
+                                    repeat=repeat, keep_outs=keep_outs, watch=watch, dims=dims, reduction=reduction,
+                                    z_mode=z_mode, goal_image=goal_image, max_steps=max_steps,
+                                    start=None if starts is None else starts[i],
+                                    goal=None if goals is None else goals[i], out=out, log=log))  # fmt: skip
+    finally:
+        environment.close()
+    return reports, summarise(reports)
+
+
+def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repeat, keep_outs, watch, dims, reduction,
+             z_mode, goal_image, max_steps, start, goal, out, log) -> EpisodeReport:  # fmt: skip
+    episode_seed = seed + i
+    obs = environment.reset(seed=episode_seed)
+    if start is not None:
+        obs = environment.set_state(start)
+    if goal is not None:
+        goal_state = np.asarray(goal, dtype=np.float32)
+        goal_pixels = environment.render(goal_state)
+    elif goal_image is not None:
+        goal_pixels = goal_image
+        with torch.no_grad():
+            goal_state = probe(model.encode(to_tensor(goal_image, model), target=True))[0].numpy()
+    else:
+        goal_obs, goal_state = environment.sample_goal(np.random.default_rng(episode_seed))
+        goal_pixels = goal_obs["pixels"]
+    with torch.no_grad():
+        goal_z = model.encode(to_tensor(goal_pixels, model, what="goal frame"), target=True)[0]  # (D,)
+
+    def position_fn(latents: torch.Tensor) -> torch.Tensor:
+        return probe(latents)[..., dims]
+
+    terms: dict[str, Any] = {"goal": GoalCost(goal=goal_z, reduction=reduction)}
+    for j, zone in enumerate(keep_outs):
+        terms[f"keep_out_{j}"] = dataclasses.replace(zone, position_fn=position_fn)
+    generator = torch.Generator().manual_seed(episode_seed)
+    costs = LatentPlanningCost(model=model, cost=TotalCost(terms=terms), repeat=repeat, generator=generator,
+                               z_mode=z_mode)  # fmt: skip
+    max_raw = max_steps or environment.max_episode_steps
+    adapter = HeldActions(environment, repeat=repeat, goal_state=goal_state, max_raw_steps=max_raw)
+    adapter.start(obs)
+    recorder = _Recorder(planner)
+    error = None
+    plan_seconds, decisions = 0.0, 0
+    try:
+        result = run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=costs, horizon=horizon,
+                         generator=generator, record_frames=False)  # fmt: skip
+        plan_seconds = result.plan_seconds_per_action * max(result.steps, 1)
+        decisions = len(result.plan_costs)
+    except PlanningError as e:
+        error = str(e)
+        log(f"episode {i} (seed {episode_seed}): planning failed: {error}; counted as a failure, continuing")
+    states = np.stack(adapter.states)  # (T + 1, S)
+    positions = torch.from_numpy(states[:, dims]).float()
+    inside = [bool(z.inside(positions).any()) for z in watch]
+    violations = int(sum(int(z.inside(positions).sum()) for z in watch))
+    success = error is None and bool(environment.success(states[-1], goal_state))
+    report = EpisodeReport(seed=episode_seed, success=success, steps=len(states) - 1, plan_seconds=plan_seconds,
+                           decisions=decisions, final_distance=_distance(name, states[-1], goal_state),
+                           violations=violations, error=error)  # fmt: skip
+    if out is not None:
+        imagined = [probe(torch.cat([z0, costs.imagine(z0, plan)])).numpy()[:, dims]
+                    for z0, plan in zip(costs.starts, recorder.plans, strict=False)]  # fmt: skip
+        walls = environment.blocked_regions() if hasattr(environment, "blocked_regions") else []
+        save_episode_png(out / f"episode_{i:03d}.png", frames=adapter.frames, goal_frame=goal_pixels,
+                         states=states[:, dims], goal=np.asarray(goal_state)[dims], imagined=imagined,
+                         keep_outs=watch, walls=walls, title=f"{name} seed {episode_seed}: "
+                         f"{'success' if success else 'miss'} in {report.steps} steps"
+                         + (f", {sum(inside)} zone(s) entered" if watch else ""))  # fmt: skip
+    return report
+
+
+def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | None = None) -> dict[str, float]:
+    """The same seeded episodes and goals, run with random held actions (`data.episodes.random_policy`)."""
+    name = env_name(env)
+    environment = open_env(name)
+    reports = []
+    try:
+        for i in range(episodes):
+            episode_seed = seed + i
+            obs = environment.reset(seed=episode_seed)
+            _, goal_state = environment.sample_goal(np.random.default_rng(episode_seed))
+            steps = max_steps or environment.max_episode_steps
+            actions = random_policy(np.random.default_rng(10_000 + episode_seed), steps, environment.action_dim)
+            taken, success = 0, bool(environment.success(obs["state"], goal_state))
+            for action in actions:
+                if success:
+                    break
+                obs, _ = environment.step(action)
+                taken += 1
+                success = bool(environment.success(obs["state"], goal_state))
+            reports.append(EpisodeReport(seed=episode_seed, success=success, steps=taken, plan_seconds=0.0,
+                                         decisions=0, final_distance=_distance(name, obs["state"], goal_state),
+                                         violations=0))  # fmt: skip
+    finally:
+        environment.close()
+    return summarise(reports)
+
+
+def summarise(reports: list[EpisodeReport]) -> dict[str, float]:
+    wins = [r for r in reports if r.success]
+    steps = sum(r.steps for r in reports)
+    decisions = sum(r.decisions for r in reports)
+    seconds = sum(r.plan_seconds for r in reports)
+    return {
+        "episodes": len(reports),
+        "success_rate": len(wins) / max(len(reports), 1),
+        "mean_steps_to_success": float(np.mean([r.steps for r in wins])) if wins else float("nan"),
+        "plan_seconds_per_decision": seconds / decisions if decisions else float("nan"),
+        "plan_seconds_per_step": seconds / steps if steps else float("nan"),
+        "mean_final_distance": float(np.mean([r.final_distance for r in reports])) if reports else float("nan"),
+        "violations": sum(r.violations for r in reports),
+        "episodes_with_violations": sum(r.violations > 0 for r in reports),
+        "failed_plans": sum(r.error is not None for r in reports),
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Visuals
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def save_episode_png(
+    path: Path,
+    *,
+    frames: list[np.ndarray],
+    goal_frame: np.ndarray,
+    states: np.ndarray,
+    goal: np.ndarray,
+    imagined: list[np.ndarray],
+    keep_outs: list[KeepOut],
+    title: str,
+    walls: list[tuple[tuple[float, float], tuple[float, float]]] = (),  # type: ignore[assignment]
+    strip: int = 8,
+) -> None:
+    """Executed frames (evenly subsampled) and the goal frame above true vs imagined paths in state space."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    picks = np.linspace(0, len(frames) - 1, min(strip, len(frames))).round().astype(int)
+    fig = plt.figure(figsize=(1.4 * (len(picks) + 1), 1.4 + 4.2))
+    grid = fig.add_gridspec(2, len(picks) + 1, height_ratios=(1, 3))
+    for j, t in enumerate(picks):
+        ax = fig.add_subplot(grid[0, j])
+        ax.imshow(frames[t])
+        ax.set_title(f"t={t}", fontsize=7)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[0, -1])
+    ax.imshow(goal_frame)
+    ax.set_title("goal", fontsize=7)
+    ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    for low, high in walls:  # e.g. TwoRooms' wall, clipped to the arena
+        low_y, high_y = max(low[1], 0.0), min(high[1], 1.0)
+        ax.add_patch(plt.Rectangle((low[0], low_y), high[0] - low[0], high_y - low_y, color="0.3", alpha=0.5))
+    for zone in keep_outs:
+        if zone.center is not None and zone.radius is not None:
+            ax.add_patch(plt.Circle(zone.center, zone.radius, color="tab:red", alpha=0.25))
+        elif zone.low is not None and zone.high is not None:
+            w, h = zone.high[0] - zone.low[0], zone.high[1] - zone.low[1]
+            ax.add_patch(plt.Rectangle(zone.low, w, h, color="tab:red", alpha=0.25))
+    for j, path_j in enumerate(imagined):
+        ax.plot(path_j[:, 0], path_j[:, 1], color="tab:orange", alpha=0.9 if j == 0 else 0.25, lw=1.5 if j == 0
+                else 0.8, label="imagined (probe readout)" if j == 0 else None)  # fmt: skip
+    ax.plot(states[:, 0], states[:, 1], "-o", color="tab:blue", ms=2, lw=1.5, label="executed (true state)")
+    ax.plot(*states[0], "s", color="tab:blue", ms=7, label="start")
+    ax.plot(*goal, "*", color="tab:green", ms=14, label="goal")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.legend(fontsize=7, loc="best")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def write_results(out: Path, rows: dict[str, dict[str, float]], reports: list[EpisodeReport], meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"meta": meta, "summary": rows, "episodes": [dataclasses.asdict(r) for r in reports]}
+    (out / "results.json").write_text(json.dumps(payload, indent=2, default=float))

@@ -1,0 +1,64 @@
+"""Shared fixtures: one CPU thread, tiny configs in a temporary run folder, and the `gpu` marker's autoskip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from jepaworld.config import ExperimentConfig, apply_overrides, get_preset
+
+# The suite shares small machines; one intra-op thread keeps the tiny models fast and the numerics reproducible.
+torch.set_num_threads(1)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA; no GPU on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def micro_config(out: Path | str, preset: str = "ijepa-digits-micro", **overrides: object) -> ExperimentConfig:
+    """The `ijepa-digits-micro` preset (or another) writing to `out`, single-threaded, quiet, plus overrides."""
+    base = {"train.out": str(out), "train.threads": "1", "train.progress": "false", "train.device": "cpu"}
+    base.update({k: str(v) for k, v in overrides.items()})
+    return apply_overrides(get_preset(preset), base)
+
+
+def read_metrics(run_dir: Path | str) -> list[dict]:
+    """The rows of a run's metrics.jsonl."""
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+def rows_with(run_dir: Path | str, key: str = "loss") -> list[dict]:
+    """The rows of metrics.jsonl that hold `key`: "loss" for training rows, "diag/rank" for diagnostics."""
+    return [r for r in read_metrics(run_dir) if key in r]
+
+
+@pytest.fixture(scope="session")
+def make_cfg():
+    """Factory: `make_cfg(out, preset=..., **{"train.steps": 10})` -> a quiet single-threaded CPU config."""
+    return micro_config
+
+
+@pytest.fixture(scope="session")
+def metrics():
+    """Reader: `metrics(run_dir, key="loss")` -> the rows of the run's metrics.jsonl that have `key`."""
+    return rows_with
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    """A not-yet-existing run folder under tmp_path."""
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def micro_cfg(run_dir: Path) -> ExperimentConfig:
+    """`ijepa-digits-micro` writing to the temporary run folder (30 steps, batch 32)."""
+    return micro_config(run_dir)

@@ -1,0 +1,159 @@
+"""The command line end to end: real subprocesses for `pretrain` and a usage error, `main()` in-process for the rest.
+
+Each subprocess pays a fresh torch import (seconds on a shared machine), so only the paths that need a real
+process (exit status, stderr without a traceback, the installed entry module) use one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jepaworld.checkpoint import CHECKPOINT, CONFIG, read_checkpoint
+from jepaworld.cli import main
+from jepaworld.config import PRESETS, all_keys, apply_overrides, from_dict, get_preset
+
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    # One OpenMP thread: on a busy machine the probes' many tiny L-BFGS steps spend most time waiting for threads.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "jepaworld.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+PRETRAIN = ["--preset", "ijepa-digits-micro", "--train.steps", "10", "--train.threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    return out, cli("pretrain", *PRETRAIN, "--train.out", str(out))
+
+
+def test_pretrain_subprocess(pretrained) -> None:
+    out, proc = pretrained
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "[train]" in proc.stdout and "trained 10 steps" in proc.stdout
+    assert (out / CHECKPOINT).is_file() and (out / "metrics.jsonl").is_file()
+    # config.json beside the checkpoint is the resolved config: preset + overrides.
+    resolved = apply_overrides(
+        get_preset("ijepa-digits-micro"), {"train.steps": "10", "train.threads": "1", "train.out": str(out)}
+    )
+    assert from_dict(json.loads((out / CONFIG).read_text())) == resolved
+    assert from_dict(read_checkpoint(out)["config"]) == resolved
+
+
+PROBE_ARGS = ["--probe.max_iter", "50", "--probe.shot_seeds", "1"]
+
+
+def test_probe_prints_table_with_baselines(pretrained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["probe", str(out), *PROBE_ARGS, "--out", str(tmp_path / "p")]) == 0
+    stdout = capsys.readouterr().out
+    lines = [ln for ln in stdout.splitlines() if ln.startswith("|")]
+    assert lines[0].startswith("| features | dim | linear | kNN (k=20) | 10-shot |")
+    names = [ln.split("|")[1].strip() for ln in lines[2:]]
+    assert names == ["raw pixels", "random init", "checkpoint"]
+    dims = [int(ln.split("|")[2]) for ln in lines[2:]]
+    assert dims == [256, 32, 32]
+    for ln in lines[2:]:
+        for cell in ln.split("|")[3:5]:
+            assert 0.0 <= float(cell.strip().rstrip("%")) <= 100.0
+    rows = json.loads((tmp_path / "p" / "probe.json").read_text())
+    assert [r["features"] for r in rows] == names
+    assert 10 in rows[2].values()  # the checkpoint's training steps are reported beside its accuracies
+    assert (tmp_path / "p" / "probe.md").read_text().strip() == "\n".join(lines)
+
+
+def test_probe_of_a_run_does_not_crash(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["probe", str(out), *PROBE_ARGS, "--no-baselines"]) == 0
+    assert "| checkpoint | 32 |" in capsys.readouterr().out
+
+
+def test_unknown_key_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
+    proc = cli("pretrain", "--preset", "ijepa-digits-micro", "--train.stpes", "3", "--train.out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    err = proc.stderr.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.startswith("jepaworld pretrain: error: unknown config key '--train.stpes'")
+    assert "Did you mean --train.steps" in err
+    assert not (tmp_path / "r").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# in-process: main() returns the exit status
+
+
+def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    listed = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+    assert listed == list(PRESETS)
+    assert "--train.lr" not in out
+
+
+def test_presets_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["presets", "--keys"]) == 0
+    out = capsys.readouterr().out
+    for key, _f in all_keys(get_preset("ijepa-fmnist")).items():
+        assert f"--{key} " in out
+    lr_line = next(ln for ln in out.splitlines() if ln.startswith("--train.lr "))
+    assert "0.0003" in lr_line and "peak learning rate" in lr_line
+
+
+def test_unknown_preset_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pretrain", "--preset", "ijepa-digits-mikro"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'ijepa-digits-mikro'" in err and "ijepa-digits-micro" in err
+
+
+def test_bad_value_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pretrain", "--preset", "ijepa-digits-micro", "--train.steps", "many"]) == 2
+    assert "bad value 'many' for train.steps" in capsys.readouterr().err
+
+
+def test_probe_missing_checkpoint_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("jepaworld probe: error: ") and "no such checkpoint" in err and "\n" not in err
+
+
+def test_probe_rejects_training_overrides(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["probe", str(out), "--train.lr", "1"]) == 2
+    assert "probe takes only --probe.* and --data.* overrides" in capsys.readouterr().err
+
+
+def test_resume_empty_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty").mkdir()
+    args = ["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "empty"), "--resume"]
+    assert main(args) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_pretrain_into_existing_run_exits_2(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(out)]) == 2
+    assert "already holds a run; pass --resume" in capsys.readouterr().err
+
+
+def test_non_finite_loss_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "r"), "--train.lr", "1e30"]
+    assert main([*args, "--train.warmup_steps", "0"]) == 1
+    assert "non-finite loss" in capsys.readouterr().err
+
+
+def test_finished_run_resumes_as_a_no_op(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    before = read_checkpoint(out)["method"]
+    rows = (out / "metrics.jsonl").read_text()
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(out), "--resume"]) == 0, capsys.readouterr().err
+    after = read_checkpoint(out)["method"]
+    assert all((before[k] == after[k]).all() for k in before)
+    assert (out / "metrics.jsonl").read_text() == rows

@@ -1,0 +1,78 @@
+"""The video commands end to end on tiny presets: generate a suite, pretrain, surprise, evaluate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jepaworld.checkpoint import save_checkpoint
+from jepaworld.cli import main
+from jepaworld.config import get_preset
+from jepaworld.data.video import write_video
+from jepaworld.methods import DataSpec, build_method
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny suite and a V-JEPA and a VideoMAE trained on it for a few steps."""
+    root = tmp_path_factory.mktemp("physics-cli")
+    suite = root / "suite"
+    args = ["physics", "generate", "--out", str(suite), "--n-train", "3", "--pairs", "1", "--size", "16"]
+    assert main([*args, "--frames", "16", "--seed", "3"]) == 0
+    overrides = ["--data.path", str(suite), "--train.out", str(root / "vjepa"), "--train.steps", "2"]
+    assert main(["pretrain", "--preset", "vjepa-physics-micro", *overrides]) == 0
+    # The pixel baseline's training goes through the same trainer (tests/test_vjepa.py); an untrained
+    # checkpoint is enough to put it in the eval table here.
+    cfg, spec = get_preset("videomae-physics-micro"), DataSpec(channels=3, img_size=16, frames=8)
+    (root / "videomae").mkdir()
+    save_checkpoint(root / "videomae" / "checkpoint.pt", cfg=cfg, spec=spec, method=build_method(cfg, spec))
+    return root
+
+
+def test_generate_writes_suite(workspace: Path) -> None:
+    index = json.loads((workspace / "suite" / "index.json").read_text())
+    assert sum(v["split"] == "train" for v in index["videos"]) == 3
+    assert sum(v["split"] == "test" for v in index["videos"]) == 12  # 6 properties x 1 pair x 2
+    assert main(["physics", "generate", "--out", str(workspace / "suite")]) == 2  # refuses to overwrite
+
+
+def test_surprise_json_and_plot(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = workspace / "suite" / "test" / "continuity_0_impossible.mp4"
+    out_json, out_png = workspace / "s.json", workspace / "s.png"
+    code = main(["surprise", str(workspace / "vjepa"), str(video), "--json", str(out_json), "--plot", str(out_png)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "video surprise: mean" in printed and "<- max" in printed
+    (result,) = json.loads(out_json.read_text())
+    assert len(result["windows"]) == 5 and len(result["frames"]) == 16  # 16 frames, windows of 8, stride 2
+    assert out_png.stat().st_size > 1000
+
+
+def test_surprise_errors_are_one_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    short = write_video(workspace / "short.mp4", np.zeros((4, 16, 16, 3), dtype=np.uint8))
+    assert main(["surprise", str(workspace / "vjepa"), str(short)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "fewer than one window" in err
+    assert main(["surprise", str(workspace / "vjepa"), str(workspace / "missing.mp4")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite, out_json = workspace / "suite", workspace / "eval.json"
+    args = ["physics", "eval", str(workspace / "vjepa"), str(suite), "--baseline", str(workspace / "videomae")]
+    assert main([*args, "--json", str(out_json)]) == 0
+    table = capsys.readouterr().out
+    for row in ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)"):
+        assert row in table
+    results = json.loads(out_json.read_text())
+    assert 0.0 <= results["vjepa (checkpoint)"]["overall"]["pairwise_max"] <= 1.0
+
+
+def test_demo_physics_section(tmp_path: Path) -> None:
+    from jepaworld.physics_eval import demo_physics
+
+    table = demo_physics(tmp_path, pairs=1, size=32)  # the checkpoint's size: no resizing
+    assert "V-JEPA (shipped)" in table and "random init" in table and "overall" in table

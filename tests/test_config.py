@@ -1,0 +1,160 @@
+"""Config: presets, dotted overrides with typed parsing and suggestions, and (de)serialisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from jepaworld.config import (
+    PRESETS,
+    ConfigError,
+    ExperimentConfig,
+    all_keys,
+    apply_overrides,
+    describe,
+    from_dict,
+    get_preset,
+    parse_override_args,
+    to_dict,
+    to_json,
+)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_build(name: str) -> None:
+    cfg = get_preset(name)
+    assert isinstance(cfg, ExperimentConfig)
+    assert PRESETS[name].__doc__, f"preset {name} needs a docstring (shown by `jepaworld presets`)"
+    assert from_dict(to_dict(cfg)) == cfg
+    assert cfg.train.batch_size > 0 and cfg.train.steps > 0
+
+
+def test_unknown_preset_suggests() -> None:
+    with pytest.raises(ConfigError, match="Did you mean ijepa-digits-micro"):
+        get_preset("ijepa-digit-micro")
+
+
+def test_every_key_has_help() -> None:
+    keys = all_keys(ExperimentConfig())
+    assert "train.lr" in keys and "mask.target_scale" in keys
+    assert all(f.metadata.get("help") for f in keys.values())
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "value"),
+    [
+        ("train.steps", "17", 17),
+        ("train.lr", "3e-4", 3e-4),
+        ("train.lr", "1", 1.0),
+        ("data.augment", "false", False),
+        ("data.augment", "No", False),
+        ("data.augment", "on", True),
+        ("data.augment", "1", True),
+        ("mask.target_scale", "0.1,0.3", (0.1, 0.3)),
+        ("mask.target_scale", "(0.1, 0.3)", (0.1, 0.3)),
+        ("method.name", "mae", "mae"),
+        ("train.out", "", ""),
+    ],
+)
+def test_apply_overrides_types(key: str, raw: str, value: object) -> None:
+    base = get_preset("ijepa-digits-micro")
+    cfg = apply_overrides(base, {key: raw})
+    sec, name = key.split(".")
+    got = getattr(getattr(cfg, sec), name)
+    assert got == value and type(got) is type(value)
+    # Nothing else changed, and the original is untouched (frozen dataclasses).
+    assert [k for k in to_dict(cfg)[sec] if to_dict(cfg)[sec][k] != to_dict(base)[sec][k]] in ([], [name])
+    assert base == get_preset("ijepa-digits-micro")
+
+
+def test_overrides_apply_in_order_and_keep_other_sections() -> None:
+    cfg = apply_overrides(get_preset("ijepa-digits-micro"), {"train.lr": "1", "train.steps": "3", "model.depth": "1"})
+    assert (cfg.train.lr, cfg.train.steps, cfg.model.depth) == (1.0, 3, 1)
+    assert cfg.data == get_preset("ijepa-digits-micro").data
+
+
+def test_unknown_key_suggests_close_matches() -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(ExperimentConfig(), {"train.lrr": "1"})
+    msg = str(e.value)
+    assert "'--train.lrr'" in msg and "--train.lr" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match=r"--train\.batch_size"):
+        apply_overrides(ExperimentConfig(), {"train.batchsize": "1"})
+    with pytest.raises(ConfigError, match="unknown config key '--nonsense'"):
+        apply_overrides(ExperimentConfig(), {"nonsense": "1"})
+
+
+@pytest.mark.parametrize(
+    ("key", "raw"),
+    [
+        ("train.steps", "3.5"),
+        ("train.steps", "ten"),
+        ("train.lr", "fast"),
+        ("data.augment", "maybe"),
+        ("mask.target_scale", "0.1"),
+        ("mask.target_scale", "0.1,0.2,0.3"),
+        ("mask.target_scale", "a,b"),
+    ],
+)
+def test_bad_value_names_key_and_type(key: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=rf"bad value .* for {key}"):
+        apply_overrides(ExperimentConfig(), {key: raw})
+
+
+def test_parse_override_args() -> None:
+    args = ["--train.lr", "3e-4", "--data.augment=false", "--train.out=a=b", "--train.seed", "-1"]
+    assert parse_override_args(args) == {
+        "train.lr": "3e-4",
+        "data.augment": "false",
+        "train.out": "a=b",
+        "train.seed": "-1",
+    }
+    assert parse_override_args([]) == {}
+    with pytest.raises(ConfigError, match=r"missing value for '--train\.lr'"):
+        parse_override_args(["--train.lr"])
+    with pytest.raises(ConfigError, match=r"unexpected argument 'train\.lr'"):
+        parse_override_args(["train.lr", "1"])
+
+
+def test_to_dict_from_dict_round_trip_through_json() -> None:
+    cfg = apply_overrides(get_preset("ijepa-digits-micro"), {"mask.target_scale": "0.1,0.25", "train.seed": "5"})
+    back = from_dict(json.loads(to_json(cfg)))
+    assert back == cfg
+    assert isinstance(back.mask.target_scale, tuple)
+
+
+def test_from_dict_unknown_key_raises() -> None:
+    d = to_dict(ExperimentConfig())
+    d["train"]["learning_rate"] = 1.0
+    with pytest.raises(ConfigError, match=r"unknown keys \['learning_rate'\] in \[train\]"):
+        from_dict(d)
+
+
+def test_from_dict_missing_keys_take_defaults() -> None:
+    d = to_dict(get_preset("ijepa-digits-micro"))
+    del d["train"]["lr"]
+    assert from_dict(d).train.lr == ExperimentConfig().train.lr
+
+
+def test_from_dict_unknown_section_raises() -> None:
+    d = to_dict(ExperimentConfig())
+    d["optimiser"] = {"lr": 1.0}
+    with pytest.raises(ConfigError, match="optimiser"):
+        from_dict(d)
+
+
+def test_describe_lists_every_key() -> None:
+    cfg = get_preset("ijepa-digits-micro")
+    text = describe(cfg)
+    for key in all_keys(cfg):
+        sec, name = key.split(".")
+        assert f"[{sec}]" in text and f"  {name} = " in text
+    assert "  img_size = 16" in text
+
+
+def test_configs_are_frozen() -> None:
+    cfg = ExperimentConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.train.lr = 1.0  # type: ignore[misc]

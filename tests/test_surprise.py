@@ -1,0 +1,137 @@
+"""Surprise scoring: window and per-frame arithmetic, tiny models end to end, and the bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from jepaworld.checkpoint import save_checkpoint
+from jepaworld.config import apply_overrides, get_preset
+from jepaworld.data.video import write_video
+from jepaworld.methods import DataSpec, build_method
+from jepaworld.surprise import (
+    SurpriseError,
+    load_scorer,
+    load_video,
+    make_scorer,
+    peaks,
+    plot_results,
+    score_frames,
+    score_video,
+    window_starts,
+)
+
+SPEC = DataSpec(channels=3, img_size=16, frames=8)
+
+
+def _scorer(preset: str = "vjepa-physics-micro"):
+    torch.manual_seed(0)
+    cfg = get_preset(preset)
+    return make_scorer(build_method(cfg, SPEC), cfg, SPEC, name=preset)
+
+
+def _video(frames: int = 20, size: int = 16, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("frames", "span", "stride", "expected"),
+    [
+        (32, 8, 2, list(range(0, 25, 2))),  # 13 windows, the last flush with the end
+        (33, 8, 4, [0, 4, 8, 12, 16, 20, 24, 25]),  # an extra window flush with the end
+        (8, 8, 3, [0]),
+    ],
+)
+def test_window_starts(frames: int, span: int, stride: int, expected: list[int]) -> None:
+    assert window_starts(frames, span=span, stride=stride) == expected
+
+
+def test_window_starts_errors() -> None:
+    with pytest.raises(SurpriseError, match="fewer than one window"):
+        window_starts(7, span=8, stride=1)
+    with pytest.raises(SurpriseError, match="stride"):
+        window_starts(9, span=8, stride=0)
+
+
+class _FrameIndexScorer:
+    """A fake model whose error for a hidden slot is the mean frame index it covers (read from the pixels)."""
+
+    name, frames, img_size, frame_step, tubelet, grid = "fake", 8, 4, 1, 2, (4, 1, 1)
+
+    def slot_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        B, _, T = clips.shape[:3]
+        idx = clips[:, 0, :, 0, 0] * 255  # (B, T) the frame index written into each frame
+        return idx.view(B, T // 2, 2).mean(-1)[:, k:]  # (B, t - k)
+
+
+def test_per_frame_mapping() -> None:
+    T = 14
+    video = np.broadcast_to(np.arange(T, dtype=np.uint8)[:, None, None, None], (T, 4, 4, 3)).copy()
+    r = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4)  # type: ignore[arg-type]
+    assert r.starts == [0, 2, 4, 6]
+    # window s hides frames s+4..s+7 as slots (s+4, s+5) and (s+6, s+7); scores are the slot means
+    np.testing.assert_allclose(r.window_scores, [s + 5.5 for s in r.starts])
+    assert np.isnan(r.frame_scores[:4]).all()  # never hidden: context of the first window
+    np.testing.assert_allclose(r.frame_scores[4:], [f // 2 * 2 + 0.5 for f in range(4, T)])
+    assert math.isclose(r.max, 11.5) and math.isclose(r.mean, np.mean([5.5, 7.5, 9.5, 11.5]))
+
+
+@pytest.mark.parametrize("preset", ["vjepa-physics-micro", "videomae-physics-micro"])
+def test_tiny_model_scores_are_finite(preset: str) -> None:
+    r = score_frames(_scorer(preset), _video(), stride=3, context_frames=4)
+    assert len(r.window_scores) == len(window_starts(20, span=8, stride=3))
+    assert np.isfinite(r.window_scores).all() and r.frame_scores.shape == (20,)
+    assert np.isfinite(r.frame_scores[4:]).all()
+    json.dumps(r.to_dict())  # machine-readable: no numpy scalars, NaN as null
+    assert "video surprise: mean" in r.format()
+
+
+def test_bad_context_frames() -> None:
+    with pytest.raises(SurpriseError, match="context-frames 3"):
+        score_frames(_scorer(), _video(), context_frames=3)  # not whole tubelets
+    with pytest.raises(SurpriseError, match="context-frames 8"):
+        score_frames(_scorer(), _video(), context_frames=8)  # nothing left to predict
+
+
+def test_too_short_video(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "short.mp4", _video(frames=5))
+    with pytest.raises(SurpriseError, match=r"short.mp4: video has 5 frames, fewer than one window of 8"):
+        score_video(_scorer(), path)
+
+
+def test_image_checkpoint_is_refused(tmp_path: Path) -> None:
+    cfg = get_preset("ijepa-digits-micro")
+    spec = DataSpec(channels=1, img_size=16)
+    save_checkpoint(tmp_path / "img.pt", cfg=cfg, spec=spec, method=build_method(cfg, spec))
+    with pytest.raises(SurpriseError, match="image checkpoint"):
+        load_scorer(tmp_path / "img.pt")
+
+
+def test_resize_note(tmp_path: Path) -> None:
+    path = write_video(tmp_path / "big.mp4", _video(frames=9, size=24))
+    frames, notes = load_video(path, _scorer())
+    assert frames.shape == (9, 16, 16, 3)
+    assert len(notes) == 1 and "24x24, resized to the checkpoint's 16x16" in notes[0]
+    r = score_video(_scorer(), path)
+    assert r.notes == notes and notes[0] in r.format()
+
+
+def test_vjepa_checkpoint_round_trip_and_plot(tmp_path: Path) -> None:
+    cfg = apply_overrides(get_preset("vjepa-physics-micro"), {})
+    method = build_method(cfg, SPEC)
+    save_checkpoint(tmp_path / "v.pt", cfg=cfg, spec=SPEC, method=method)
+    scorer = load_scorer(tmp_path / "v.pt")
+    r = score_frames(scorer, _video(), name="v")
+    png = plot_results([r, r], tmp_path / "curve.png")
+    assert png.stat().st_size > 1000
+
+
+def test_peaks() -> None:
+    x = np.array([np.nan, 1.0, 1.0, 5.0, 1.0, 1.0, 4.0, 1.0])
+    assert peaks(x) == [3, 6]
+    assert peaks(np.full(3, np.nan)) == []

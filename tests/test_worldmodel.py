@@ -1,0 +1,193 @@
+"""Unit and contract tests for the action-conditioned world model, its state probe and plan evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jepaworld.checkpoint import CheckpointError, save_checkpoint
+from jepaworld.config import ConfigError, ExperimentConfig, get_preset
+from jepaworld.data.images import DataError
+from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
+from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
+from jepaworld.plan_eval import LatentPlanningCost, evaluate, load_world_model, parse_keep_out, to_tensor
+from jepaworld.planning import CEM, GoalCost, TotalCost
+from jepaworld.state_probe import StateProbe, fit_state_probe
+
+SPEC = DataSpec(channels=3, img_size=16, frames=1, action_dim=4)  # 16 px, patch 8: 4 tokens, fast
+B, W = 4, 3
+
+
+def config(**method: object) -> ExperimentConfig:
+    cfg = get_preset("wm-tworooms-micro")
+    latent_dim = int(method.pop("latent_dim", 0))  # type: ignore[call-overload]
+    history = int(method.pop("history", 1))  # type: ignore[call-overload]
+    frame_pool = str(method.pop("frame_pool", "keypoints"))
+    return dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, img_size=16, frame_step=2),  # actions: 2 raw steps × 2 dims
+        model=dataclasses.replace(
+            cfg.model,
+            action_dim=4,
+            patch_size=8,
+            latent_dim=latent_dim,
+            history=history,
+            frame_dim=16,
+            pred_dim=16,
+            frame_pool=frame_pool,
+        ),
+        method=dataclasses.replace(cfg.method, **method),
+    )
+
+
+def batch(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {"frames": torch.rand(B, W + 1, 3, 16, 16, generator=g), "actions": torch.rand(B, W, 4, generator=g) * 2 - 1}
+
+
+VARIANTS = {
+    "online-sigreg": dict(target="online", regularizer="sigreg"),
+    "online-vicreg-idm": dict(target="online", regularizer="vicreg", inverse_dynamics=1.0, expander_dim=32),
+    "ema": dict(target="ema", regularizer="none"),
+    "latent": dict(target="online", regularizer="sigreg", latent_dim=3),
+    "history": dict(target="online", regularizer="sigreg", history=3, rollout_steps=3),
+    "flat": dict(target="online", regularizer="vicreg", frame_pool="flat"),
+}
+
+
+def test_registered():
+    assert "worldmodel" in METHODS
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_forward_shapes_and_gradients_reach_every_parameter(name):
+    torch.manual_seed(0)
+    model = build_method(config(**VARIANTS[name]), SPEC)
+    assert isinstance(model, WorldModel)
+    data = model.prepare(batch(), torch.Generator().manual_seed(0))
+    loss, logs = model(data)
+    assert loss.shape == () and torch.isfinite(loss)
+    assert {"loss/teacher_forcing", "loss/rollout"} <= set(logs)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
+    assert not missing, missing
+    frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
+    assert all(n.startswith(("target_encoder", "target_head")) for n in frozen), frozen
+    model.after_step(0.5)
+
+    z = model.encode(data["frames"])  # (B, T, D)
+    assert z.shape == (B, W + 1, 16)
+    assert model.encode(data["frames"][:, 0]).shape == (B, 16)
+    assert model.features(data["frames"]).shape == (B, 16)  # what the trainer's collapse diagnostics call
+    rolled = model.rollout(z[:, 0], torch.zeros(7, 5, 4)[:B])
+    assert rolled.shape == (B, 5, 16)
+
+
+def test_same_generator_same_loss():
+    model = build_method(config(**VARIANTS["latent"]), SPEC)
+    losses = [model(model.prepare(batch(), torch.Generator().manual_seed(3)))[0].item() for _ in range(2)]
+    assert losses[0] == losses[1]
+
+
+def test_predictor_is_translation_invariant_in_time():
+    """Teacher forcing over a long window and a rollout from a short context must compute the same function."""
+    torch.manual_seed(0)
+    predictor = FramePredictor(frame_dim=8, action_dim=2, dim=16, depth=2, num_heads=2, history=2)
+    z, a = torch.randn(3, 6, 8), torch.randn(3, 6, 2)
+    full = predictor(z, a)  # (3, 6, 8)
+    for t in range(1, 6):
+        window = predictor(z[:, t - 1 : t + 1], a[:, t - 1 : t + 1])[:, -1]  # the last `history` frames only
+        assert torch.allclose(full[:, t], window, atol=1e-5)
+
+
+def test_latent_variable_changes_predictions_and_respects_its_budget():
+    torch.manual_seed(0)
+    model = build_method(config(**VARIANTS["latent"]), SPEC)
+    z0, actions = torch.randn(5, 16), torch.zeros(5, 4, 4)
+    latent = model.prior_latent((5, 4), torch.Generator().manual_seed(0))
+    assert latent is not None and latent.shape == (5, 4, 3)
+    assert not torch.allclose(model.rollout(z0, actions, latent), model.rollout(z0, actions))
+
+    bottleneck = LatentBottleneck(frame_dim=16, latent_dim=3, budget=1.5)
+    capacity = 0.5 * 3 * math.log(1 + bottleneck.power / 3)  # Shannon capacity of the power-limited channel
+    assert capacity == pytest.approx(1.5)
+    mu = bottleneck.mean(100 * torch.randn(64, 16), 100 * torch.randn(64, 16))
+    assert (mu.pow(2).sum(-1) <= bottleneck.power * (1 + 1e-5)).all()
+    assert build_method(config(), SPEC).prior_latent((2, 3)) is None
+
+
+def test_dataset_action_dim_must_match_the_model():
+    with pytest.raises(DataError, match=r"set --model\.action_dim 6"):
+        build_method(config(), dataclasses.replace(SPEC, action_dim=6))
+
+
+def test_state_probe_fits_a_known_map():
+    g = torch.Generator().manual_seed(0)
+    latents = torch.randn(800, 8, generator=g)
+    states = torch.stack([latents[:, 0] + 0.5 * latents[:, 1], torch.tanh(latents[:, 2])], dim=1)
+    probe, metrics = fit_state_probe(latents, states, steps=300)
+    assert metrics["probe/r2_min"] > 0.95 and metrics["probe/rmse"] < 0.15
+    assert probe(latents[:3]).shape == (3, 2)
+
+
+def _tiny_world_model(tmp_path, **method: object):
+    cfg = dataclasses.replace(config(**method), data=dataclasses.replace(config().data, img_size=64, frame_step=5))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, action_dim=10))
+    spec = DataSpec(channels=3, img_size=64, frames=1, action_dim=10)
+    torch.manual_seed(0)
+    model = build_method(cfg, spec)
+    save_checkpoint(tmp_path / "checkpoint.pt", cfg=cfg, spec=spec, method=model, step=1)
+    return load_world_model(tmp_path)[0]
+
+
+def test_load_refuses_a_checkpoint_without_an_action_conditioned_predictor(tmp_path):
+    cfg = get_preset("ijepa-digits-micro")
+    spec = DataSpec(channels=1, img_size=16)
+    save_checkpoint(tmp_path / "checkpoint.pt", cfg=cfg, spec=spec, method=build_method(cfg, spec))
+    with pytest.raises(CheckpointError, match="no action-conditioned predictor"):
+        load_world_model(tmp_path)
+
+
+def test_goal_frame_of_the_wrong_size_is_refused(tmp_path):
+    model = _tiny_world_model(tmp_path)
+    assert to_tensor(np.zeros((64, 64, 3), np.uint8), model).shape == (1, 3, 64, 64)
+    with pytest.raises(ConfigError, match="goal image has shape \\(32, 32, 3\\); the world model takes 64×64×3"):
+        to_tensor(np.zeros((32, 32, 3), np.uint8), model, what="goal image")
+
+
+def test_planning_cost_worst_case_is_at_least_the_sampled_cost(tmp_path):
+    model = _tiny_world_model(tmp_path, latent_dim=2)
+    cost = TotalCost(terms={"goal": GoalCost(goal=torch.zeros(16))})
+    z0, actions = torch.randn(1, 16), torch.rand(6, 3, 2) * 2 - 1
+
+    def make(mode: str) -> LatentPlanningCost:
+        return LatentPlanningCost(model=model, cost=cost, repeat=5, generator=torch.Generator().manual_seed(0),
+                                  z_mode=mode, z_samples=4)  # fmt: skip
+
+    worst, sampled = make("worst").evaluate(z0, actions), make("sample").evaluate(z0, actions)
+    assert worst.shape == sampled.shape == (6,)
+    assert (worst >= sampled - 1e-6).all()  # the first of the worst case's samples is the sampled one
+
+
+def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):
+    model = _tiny_world_model(tmp_path)
+    with torch.no_grad():
+        model.predictor.head.bias.fill_(float("nan"))
+    messages: list[str] = []
+    reports, summary = evaluate(model, StateProbe(latent_dim=16, state_dim=2), env="tworooms",
+                                planner=CEM(samples=8, elites=2, iters=1), episodes=2, horizon=2, repeat=5,
+                                max_steps=10, log=messages.append)  # fmt: skip
+    assert len(reports) == 2 and summary["failed_plans"] == 2 and summary["success_rate"] == 0
+    assert all("NaN" in (r.error or "") for r in reports) and len(messages) == 2
+
+
+def test_keep_out_specs():
+    disc = parse_keep_out("0.3,0.5,0.1", position_fn=lambda z: z, weight=1.0, margin=0.0)
+    box = parse_keep_out("0,0,1,0.5", position_fn=lambda z: z, weight=1.0, margin=0.0)
+    assert disc.center == (0.3, 0.5) and disc.radius == 0.1 and box.low == (0.0, 0.0) and box.high == (1.0, 0.5)
+    with pytest.raises(ConfigError, match="disc 'x,y,r' or a box"):
+        parse_keep_out("1,2", position_fn=lambda z: z, weight=1.0, margin=0.0)

@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint format bench setup data clean
+.PHONY: demo test test-sims lint format bench setup data clean
 
 setup: $(STAMP) data
 
@@ -32,6 +32,11 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The optional simulators (PointMaze, PushT, dm_control reacher) are large; their tests skip without them.
+test-sims: setup
+	$(BIN)/pip install -q -e '.[pointmaze,pusht,reacher]'
+	$(BIN)/python -m pytest -q tests/test_envs.py tests/test_planning.py
 
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -13,12 +13,13 @@ Writes benchmarks/results/fmnist-<minutes>min/ and the `fmnist` section of BENCH
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
-import re
 import time
 from pathlib import Path
 
 import torch
+from _sections import update_section  # benchmarks/ is on sys.path when a script runs
 
 from jepaworld.compare import report, train_equal_budget
 from jepaworld.config import apply_overrides, get_preset
@@ -27,26 +28,15 @@ from jepaworld.probe import format_table
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def update_section(name: str, body: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) the block between `<!-- name:start -->` and `<!-- name:end -->` in BENCHMARKS.md."""
-    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    text = (
-        path.read_text() if path.exists() else "# Benchmarks\n\nEvery number here comes from a script in benchmarks/.\n"
-    )
-    if start in text:
-        text = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--minutes", type=float, default=10.0, help="wall-clock pretraining budget per method")
     p.add_argument("--pools", default="mean,grid2", help="probe poolings, comma-separated (see probe.POOLS)")
     p.add_argument("--no-collapse", action="store_true", help="skip the collapse-study rows")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-train", type=int, default=0, help="labelled images for linear/kNN probes (0 = all 60k)")
+    p.add_argument("--max-iter", type=int, default=1000, help="L-BFGS iterations of each logistic regression")
+    p.add_argument("--probe-only", action="store_true", help="re-probe the run folders of an earlier run")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -58,21 +48,30 @@ def main() -> None:
     overrides = {"train.seed": str(args.seed), "train.progress": "false", "train.threads": str(args.threads)}
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in presets.items()}
     t0 = time.time()
-    runs = train_equal_budget(cfgs, seconds=60 * args.minutes, out=out)
+    if args.probe_only:
+        runs = {name: out / name.replace(" ", "-").replace("/", "-") for name in cfgs}
+    else:
+        runs = train_equal_budget(cfgs, seconds=60 * args.minutes, out=out)
     train_wall = time.time() - t0
     first = cfgs["I-JEPA"]
+    first = dataclasses.replace(first, probe=dataclasses.replace(first.probe, max_train=args.max_train,
+                                                                  max_iter=args.max_iter))  # fmt: skip
     sections = []
     for pool, results in report(runs, first, first.probe, out, pools=args.pools.split(",")).items():
         sections.append(f"Pooling `{pool}`:\n\n{format_table(results, first.probe.shots)}")
         print(sections[-1], flush=True)
-    cmd = f"python benchmarks/ijepa_vs_mae.py --minutes {args.minutes:g} --pools {args.pools} --seed {args.seed}"
+    cmd = (f"python benchmarks/ijepa_vs_mae.py --minutes {args.minutes:g} --pools {args.pools} --seed {args.seed} "
+           f"--max-train {args.max_train} --max-iter {args.max_iter}")  # fmt: skip
+    labels = f"{args.max_train // 1000}k" if args.max_train else "60k"
+    trained = ("the runs of an earlier invocation were re-probed (--probe-only)" if args.probe_only else
+               f"the whole training part took {train_wall / 60:.0f} min of real time on this machine")  # fmt: skip
     body = f"""## Fashion-MNIST: I-JEPA vs MAE at {args.minutes:g} minutes per method
 
 - command: `{cmd}`{" --no-collapse" if args.no_collapse else ""}
 - seed {args.seed}; {platform.machine()}, {args.threads} threads, torch {torch.__version__}; {time.strftime("%Y-%m-%d")}
-- all rows train for the same calibrated wall time ({args.minutes:g} min at the measured step time); the whole
-  training part took {train_wall / 60:.0f} min of real time on this machine
-- probes on frozen features: logistic regression on standardised features (60k labels), cosine kNN (k=20),
+- all rows train for the same calibrated wall time ({args.minutes:g} min at the measured step time); {trained}
+- probes on frozen features: logistic regression on standardised features ({labels} labels, {args.max_iter}
+  L-BFGS iterations), cosine kNN (k=20, same labels),
   10-shot logistic regression (mean ± std over 5 seeds); test set 10k. `rank` is the final effective rank
   (RankMe) of the mean-pooled eval-encoder features.
 

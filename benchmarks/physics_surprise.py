@@ -17,12 +17,12 @@ import argparse
 import json
 import os
 import platform
-import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from _sections import update_section  # benchmarks/ is on sys.path when a script runs
 
 from jepaworld.checkpoint import CHECKPOINT, read_checkpoint
 from jepaworld.config import apply_overrides, get_preset
@@ -32,18 +32,6 @@ from jepaworld.surprise import load_scorer, random_scorer
 from jepaworld.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- physics:start -->", "<!-- physics:end -->"
-
-
-def write_section(path: Path, body: str) -> None:
-    """Replace the text between the physics markers of `path`, or append a marked section."""
-    section = f"{START}\n{body.strip()}\n{END}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: section, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def main() -> None:
@@ -109,8 +97,8 @@ over all test videos of a property, impossible = 1. "overall" excludes the colou
 may rightly ignore. Targets from the issue: V-JEPA >= 95% pairwise overall, random init about 50%, V-JEPA clearly
 above the pixel baseline.
 """
-    write_section(Path(args.markdown), body)
-    print(f"updated {args.markdown} ({START} ... {END})")
+    update_section("physics", body, Path(args.markdown))
+    print(f"updated the physics section of {args.markdown}")
 
 
 if __name__ == "__main__":

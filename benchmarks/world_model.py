@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _sections import update_section  # benchmarks/ is on sys.path when a script runs
 
 from jepaworld.config import apply_overrides, get_preset
 from jepaworld.data.episodes import collect
@@ -37,7 +38,6 @@ from jepaworld.plan_eval import (
 from jepaworld.state_probe import probe_for
 from jepaworld.train import train
 
-START, END = "<!-- worldmodel:start -->", "<!-- worldmodel:end -->"
 PRESET = {"two_rooms": "wm-tworooms", "pointmaze": "wm-pointmaze", "pusht": "wm-pusht", "reacher": "wm-reacher"}
 ZONE = "0.3,0.5,0.08"  # a keep-out disc on the straight line from the left room to the door
 
@@ -122,7 +122,6 @@ def main() -> int:
             print("\n".join(lines[-4:]), flush=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     header = [
-        START,
         "## World models: planning in the environment",
         "",
         f"`{command}` — seed {args.seed}, {dt.date.today().isoformat()}, {platform.machine()} "
@@ -130,14 +129,8 @@ def main() -> int:
         f"{torch.__version__}, 1 thread. Planning time is wall time per decision (one plan of H held actions) and "
         "per environment step (each plan serves frame_step steps). Success: the env's own criterion.",
     ]
-    section = "\n".join([*header, *lines, END])
     path = Path(args.markdown)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    update_section("worldmodel", "\n".join([*header, *lines]), path)
     print(f"written: {path}")
     return 0
 

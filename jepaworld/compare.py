@@ -74,6 +74,8 @@ def probe_all(
     """
     pools = pools or [probe_cfg.pool]
     tr = build_dataset(dataclasses.replace(cfg.data, train_subset=0), "train")
+    if probe_cfg.max_train:
+        tr = tr.subset(probe_cfg.max_train)  # only the labelled images a probe uses need encoding
     te = build_dataset(cfg.data, "test")
     results: dict[str, list[ProbeResult]] = {p: [] for p in pools}
 

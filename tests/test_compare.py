@@ -1,0 +1,29 @@
+"""The equal-budget comparison behind `jepaworld demo` and the Fashion-MNIST benchmark, on digits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import micro_config
+
+from jepaworld.compare import calibrate_steps, compare
+
+
+def test_calibrated_steps_scale_with_the_budget(tmp_path: Path) -> None:
+    cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
+    short, long = calibrate_steps(cfgs, 2.0, rounds=1), calibrate_steps(cfgs, 20.0, rounds=1)
+    assert set(short) == set(cfgs)
+    assert all(long[k] > 3 * short[k] for k in cfgs), (short, long)
+
+
+def test_compare_writes_one_table_with_baselines(tmp_path: Path) -> None:
+    cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
+    results = compare(cfgs, seconds=1.0, out=tmp_path / "cmp")
+    assert [r.name for r in results] == ["raw pixels", "random init", "I-JEPA", "MAE"]
+    assert all(0.0 < r.linear <= 1.0 and 0.0 < r.knn <= 1.0 for r in results)
+    rows = json.loads((tmp_path / "cmp" / "results-mean.json").read_text())
+    assert [r["features"] for r in rows] == ["raw pixels", "random init", "I-JEPA", "MAE"]
+    assert rows[2]["steps"] >= 10 and "rank" in rows[2]
+    assert (tmp_path / "cmp" / "results-mean.png").stat().st_size > 0
+    assert "| I-JEPA |" in (tmp_path / "cmp" / "results-mean.md").read_text()

@@ -49,17 +49,20 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/throughput.json")
+    p.add_argument("--presets", default="ijepa-fmnist,mae-fmnist")
+    p.add_argument("--precisions", default="fp32,bf16")
     args = p.parse_args()
     rows = []
-    for preset in ("ijepa-fmnist", "mae-fmnist"):
-        for bf16 in (False, True):
+    for preset in args.presets.split(","):
+        for bf16 in [p == "bf16" for p in args.precisions.split(",")]:
             rate = measure(preset, bf16=bf16, steps=args.steps, warmup=args.warmup, threads=args.threads)
             rows.append({"preset": preset, "precision": "bf16" if bf16 else "fp32", "img_per_s": round(rate, 1)})
             print(json.dumps(rows[-1]), flush=True)
     meta = {
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads", "torch": torch.__version__, "steps": args.steps, "warmup": args.warmup,
-        "command": f"python benchmarks/throughput.py --steps {args.steps} --threads {args.threads}",
+        "command": f"python benchmarks/throughput.py --steps {args.steps} --warmup {args.warmup} --threads "
+        f"{args.threads} --presets {args.presets} --precisions {args.precisions}",
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))

@@ -352,6 +352,7 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
                            decisions=decisions, final_distance=_distance(name, states[-1], goal_state),
                            violations=violations, error=error)  # fmt: skip
     if out is not None:
+        # Not strict: an episode that failed mid-plan has one more start than finished plans.
         imagined = [probe(torch.cat([z0, costs.imagine(z0, plan)])).numpy()[:, dims]
                     for z0, plan in zip(costs.starts, recorder.plans, strict=False)]  # fmt: skip
         walls = environment.blocked_regions() if hasattr(environment, "blocked_regions") else []

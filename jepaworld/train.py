@@ -200,7 +200,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
                 rate = n_last / (time.perf_counter() - t_last)
                 t_last, n_last = time.perf_counter(), 0
                 log.metrics(done, {"loss": loss_value, "lr": lr, "wd": wd, "samples_per_s": rate, **logs})
-            log.tick(loss_value)
+            log.tick()
             if done % tc.ckpt_every == 0:
                 pending = snapshot(done)
             if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
@@ -260,10 +260,7 @@ class Logger:
     def metrics(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps({"step": step, **values}) + "\n")
-        self.file.flush()
-        for k, v in values.items():
-            self.tb.add_scalar(k, v, step)
+        self.metrics_raw(step, values)
         if self.bar is not None:
             self.bar.set_postfix(loss=f"{values['loss']:.4f}", samples_per_s=f"{values['samples_per_s']:.0f}")
         else:
@@ -284,11 +281,13 @@ class Logger:
             (self.bar.write if self.bar is not None else print)(msg)
 
     def metrics_raw(self, step: int, values: dict[str, float]) -> None:
+        """One JSONL row (flushed, so a crash keeps it) and the same scalars in TensorBoard."""
         self.file.write(json.dumps({"step": step, **values}) + "\n")
+        self.file.flush()
         for k, v in values.items():
             self.tb.add_scalar(k, v, step)
 
-    def tick(self, loss: float) -> None:
+    def tick(self) -> None:
         if self.bar is not None:
             self.bar.update(1)
 

@@ -59,7 +59,12 @@ def plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep-out", action="append", default=[], help="forbidden zone 'x,y,r' or 'x0,y0,x1,y1'")
     p.add_argument("--keep-out-weight", type=float, default=100.0, help="weight of each keep-out cost")
     p.add_argument("--keep-out-margin", type=float, default=0.03, help="planning buffer around each zone")
-    p.add_argument("--reduction", default="last", choices=["last", "sum"], help="goal cost at the last step or summed")
+    p.add_argument(
+        "--reduction",
+        default="min",
+        choices=["last", "sum", "min"],
+        help="goal cost: closest approach in the horizon (min), last step, or summed",
+    )
     p.add_argument("--z", default="sample", choices=["mean", "sample", "worst"], help="latent variable z in planning")
     p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
     p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")

@@ -199,27 +199,43 @@ class TwoRooms:
         self._pos = (x, y)
         return self._observe()
 
-    def step(self, action: np.ndarray) -> tuple[Obs, dict[str, Any]]:
-        if self._pos is None:
-            raise RuntimeError("TwoRooms.step called before reset()")
-        dx, dy = (_clip_action(action, 2) * self.max_step).tolist()
-        x, y = self._pos
-        collided = False
+    def _move(self, x: np.ndarray, y: np.ndarray, dx: np.ndarray, dy: np.ndarray):
+        """One step of the dynamics for arrays of positions (x, y) and displacements: -> (x, y, collided)."""
         # Along x: outside the door band the slab is solid. The test is on the interval crossed, not on the
         # landing point, so no step size can tunnel through the wall.
         nx = x + dx
-        if not self._door_lo <= y <= self._door_hi:
-            if x <= self._x_lo < nx:
-                nx, collided = self._x_lo, True
-            elif nx < self._x_hi <= x:
-                nx, collided = self._x_hi, True
+        solid = (y < self._door_lo) | (y > self._door_hi)
+        hit_left = solid & (x <= self._x_lo) & (self._x_lo < nx)
+        hit_right = solid & (nx < self._x_hi) & (self._x_hi <= x)
+        nx = np.where(hit_left, self._x_lo, np.where(hit_right, self._x_hi, nx))
         # Along y: inside the slab (i.e. in the doorway) the door jambs bound the motion.
         ny = y + dy
-        if self._x_lo < nx < self._x_hi and not self._door_lo <= ny <= self._door_hi:
-            ny, collided = min(max(ny, self._door_lo), self._door_hi), True
-        nx, ny = min(max(nx, self._lo), self._hi), min(max(ny, self._lo), self._hi)
-        self._pos = (nx, ny)
-        return self._observe(), {"collided": collided}
+        jammed = (self._x_lo < nx) & (nx < self._x_hi) & ((ny < self._door_lo) | (ny > self._door_hi))
+        ny = np.where(jammed, np.clip(ny, self._door_lo, self._door_hi), ny)
+        collided = hit_left | hit_right | jammed
+        return np.clip(nx, self._lo, self._hi), np.clip(ny, self._lo, self._hi), collided
+
+    def step(self, action: np.ndarray) -> tuple[Obs, dict[str, Any]]:
+        if self._pos is None:
+            raise RuntimeError("TwoRooms.step called before reset()")
+        dx, dy = _clip_action(action, 2) * self.max_step
+        nx, ny, collided = self._move(*(np.array(v) for v in (*self._pos, dx, dy)))
+        self._pos = (float(nx), float(ny))
+        return self._observe(), {"collided": bool(collided)}
+
+    def simulate(self, state: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """The true dynamics for a batch of action sequences: state (2,), actions (N, T, 2) -> positions (N, T, 2).
+
+        E.g. as the "model" of a planner, to tell planner failures from world-model failures.
+        """
+        actions = np.clip(np.asarray(actions, dtype=np.float64), -1.0, 1.0) * self.max_step
+        N, T, _ = actions.shape
+        x, y = np.full(N, float(state[0])), np.full(N, float(state[1]))
+        out = np.empty((N, T, 2))
+        for t in range(T):
+            x, y, _ = self._move(x, y, actions[:, t, 0], actions[:, t, 1])
+            out[:, t, 0], out[:, t, 1] = x, y
+        return out
 
     def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
         return bool(np.hypot(state[0] - goal_state[0], state[1] - goal_state[1]) <= self.success_radius)

@@ -212,17 +212,30 @@ class LatentPlanningCost:
         with torch.no_grad():
             z0 = self.model.encode(to_tensor(obs["pixels"], self.model))  # (1, D)
         self.starts.append(z0)
-        return lambda actions: self.evaluate(z0, actions)
+        cost = self.anchored(z0)
+        return lambda actions: self.evaluate(z0, actions, cost)
 
-    def evaluate(self, z0: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    def anchored(self, z0: torch.Tensor) -> TotalCost:
+        """`cost` with each segment-checking `KeepOut` starting from the current position (its readout of z0)."""
+        terms = {}
+        for name, term in self.cost.terms.items():
+            if isinstance(term, KeepOut) and term.substeps > 1:
+                with torch.no_grad():
+                    origin = term.position_fn(z0[:, None])[0, 0]  # (1, 1, D) -> (2,)
+                term = dataclasses.replace(term, origin=(float(origin[0]), float(origin[1])))
+            terms[name] = term
+        return TotalCost(terms=terms, weights=self.cost.weights)
+
+    def evaluate(self, z0: torch.Tensor, actions: torch.Tensor, cost: TotalCost | None = None) -> torch.Tensor:
+        cost = self.cost if cost is None else cost
         N, H, _ = actions.shape
         full = actions.repeat(1, 1, self.repeat)  # (N, H, k·A): k copies of each action, the frameskip layout
         K = {"mean": 0, "sample": 1, "worst": self.z_samples}[self.z_mode] if self.model.latent_dim else 0
         if K == 0:
-            return self.cost(self.model.rollout(z0.expand(N, -1), full), actions)
+            return cost(self.model.rollout(z0.expand(N, -1), full), actions)
         latent = self.model.prior_latent((K * N, H), self.generator)  # (K·N, H, L)
         latents = self.model.rollout(z0.expand(K * N, -1), full.repeat(K, 1, 1), latent)  # (K·N, H, D)
-        costs = self.cost(latents, actions.repeat(K, 1, 1)).view(K, N)
+        costs = cost(latents, actions.repeat(K, 1, 1)).view(K, N)
         return costs.max(0).values
 
     @torch.no_grad()
@@ -260,7 +273,7 @@ def evaluate(
     repeat: int = 1,
     keep_outs: list[KeepOut] | None = None,
     watch: list[KeepOut] | None = None,
-    reduction: str = "last",
+    reduction: str = "min",
     z_mode: str = "sample",
     goal_image: np.ndarray | None = None,
     max_steps: int | None = None,
@@ -325,7 +338,8 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
 
     terms: dict[str, Any] = {"goal": GoalCost(goal=goal_z, reduction=reduction)}
     for j, zone in enumerate(keep_outs):
-        terms[f"keep_out_{j}"] = dataclasses.replace(zone, position_fn=position_fn)
+        # Held for k raw steps, a macro-step is a straight move: check every raw step on it, as violations are.
+        terms[f"keep_out_{j}"] = dataclasses.replace(zone, position_fn=position_fn, substeps=repeat)
     generator = torch.Generator().manual_seed(episode_seed)
     costs = LatentPlanningCost(model=model, cost=TotalCost(terms=terms), repeat=repeat, generator=generator,
                                z_mode=z_mode)  # fmt: skip
@@ -386,6 +400,63 @@ def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | 
             reports.append(EpisodeReport(seed=episode_seed, success=success, steps=taken, plan_seconds=0.0,
                                          decisions=0, final_distance=_distance(name, obs["state"], goal_state),
                                          violations=0))  # fmt: skip
+    finally:
+        environment.close()
+    return summarise(reports)
+
+
+def true_dynamics_baseline(
+    env: str,
+    planner: Planner,
+    *,
+    episodes: int,
+    horizon: int = 5,
+    seed: int = 0,
+    repeat: int = 1,
+    reduction: str = "min",
+    max_steps: int | None = None,
+) -> dict[str, float]:
+    """The same seeded episodes planned with the env's own dynamics (``env.simulate``) and a state-space goal cost.
+
+    Everything else (planner, horizon, held actions, replanning, goal-cost reduction) is as in `evaluate`, so this is
+    the ceiling the planner itself allows: a world model can only approach it, and a gap between the two rows is
+    the model's, not the planner's.
+    """
+    name = env_name(env)
+    environment = open_env(name)
+    if not hasattr(environment, "simulate"):
+        environment.close()
+        raise ConfigError(f"{name} has no batched simulator (simulate) to plan with its true dynamics")
+    dims = list(DISTANCE_DIMS.get(name, (0, 1)))
+    reports = []
+    try:
+        for i in range(episodes):
+            episode_seed = seed + i
+            obs = environment.reset(seed=episode_seed)
+            _, goal_state = environment.sample_goal(np.random.default_rng(episode_seed))
+            cost = GoalCost(goal=torch.tensor(goal_state[dims], dtype=torch.float32), reduction=reduction)
+            adapter = HeldActions(environment, repeat=repeat, goal_state=goal_state,
+                                  max_raw_steps=max_steps or environment.max_episode_steps)  # fmt: skip
+            adapter.start(obs)
+
+            def factory(current: dict[str, np.ndarray], cost: GoalCost = cost) -> CostFn:
+                def cost_fn(actions: torch.Tensor) -> torch.Tensor:  # (N, H, A) held -> every k-th raw state
+                    raw = actions.repeat_interleave(repeat, dim=1).numpy()  # (N, H·k, A)
+                    states = environment.simulate(current["state"], raw)[:, repeat - 1 :: repeat]  # (N, H, S)
+                    return cost(torch.from_numpy(states[..., dims]).float(), actions)
+
+                return cost_fn
+
+            result = run_mpc(adapter, planner, obs=obs, goal_state=goal_state, cost_fn_factory=factory,
+                             horizon=horizon, generator=torch.Generator().manual_seed(episode_seed),
+                             record_frames=False)  # fmt: skip
+            states = np.stack(adapter.states)
+            seconds = result.plan_seconds_per_action * max(result.steps, 1)
+            success = bool(environment.success(states[-1], goal_state))
+            distance = _distance(name, states[-1], goal_state)
+            reports.append(EpisodeReport(seed=episode_seed, success=success, steps=len(states) - 1,
+                                         plan_seconds=seconds, decisions=len(result.plan_costs),
+                                         final_distance=distance, violations=0))  # fmt: skip
     finally:
         environment.close()
     return summarise(reports)

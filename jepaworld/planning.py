@@ -241,13 +241,22 @@ class GoalCost:
     """Distance from predicted embeddings to a goal embedding (DINO-WM's planning objective).
 
     `goal` has the shape of one step's latent (*D). metric: "l2" is the mean squared error over features (so the
-    scale does not grow with D), "cosine" is 1 - cosine similarity. reduction: "last" scores only the final
-    prediction; "sum" adds every step, which prefers getting there early and on a direct path.
+    scale does not grow with D), "cosine" is 1 - cosine similarity. reduction:
+
+    - "last" scores only the final prediction. Under receding-horizon control it lets the plan postpone arrival
+      (the goal is always H steps away, and any path that ends there scores the same).
+    - "sum" adds every step, which prefers getting there early and on a direct path, but is greedy: behind an
+      obstacle (TwoRooms' wall) every detour first costs more than waiting, so plans stall at the local minimum.
+    - "min" scores the closest approach anywhere in the horizon: for reach tasks that end on arrival, a detour
+      that gets there at all beats waiting, and arriving never scores worse than postponing.
+
+    With the true TwoRooms dynamics (horizon 5 macro-steps, CEM/MPPI, 50 seeded episodes) "last" reached 46%/76%,
+    "sum" 84%/86% and "min" 100%/100% of the goals.
     """
 
     goal: Tensor
     metric: Literal["l2", "cosine"] = "l2"
-    reduction: Literal["last", "sum"] = "last"
+    reduction: Literal["last", "sum", "min"] = "last"
 
     def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
         N, H = latents.shape[:2]
@@ -263,7 +272,9 @@ class GoalCost:
             return distance[:, -1]
         if self.reduction == "sum":
             return distance.sum(1)
-        raise ValueError(f"unknown GoalCost reduction {self.reduction!r}: use 'last' or 'sum'")
+        if self.reduction == "min":
+            return distance.min(1).values
+        raise ValueError(f"unknown GoalCost reduction {self.reduction!r}: use 'last', 'sum' or 'min'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,6 +285,12 @@ class KeepOut:
     model). The region is a disc (`center`, `radius`) or an axis-aligned rectangle (`low`, `high`); `depth` is how
     far inside it a position is (positive inside), enlarged by `margin`. The squared hinge is smooth at the
     boundary, so the Gradient planner gets a gradient pointing out of the region.
+
+    `substeps` > 1 checks the straight segments between consecutive predictions, sampled `substeps` times each,
+    starting from `origin` (the current position) when given. A frameskip model predicts only every k-th state,
+    and a macro-step of a held action is a straight move that can cut through a small zone between two predicted
+    points outside it (observed on TwoRooms: a chord of 0.25 through a disc of radius 0.08); with ``substeps = k``
+    every raw step is checked.
     """
 
     position_fn: Callable[[Tensor], Tensor]
@@ -283,6 +300,8 @@ class KeepOut:
     high: tuple[float, float] | None = None
     margin: float = 0.0
     weight: float = 1000.0
+    substeps: int = 1
+    origin: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         disc = self.center is not None and self.radius is not None
@@ -303,8 +322,20 @@ class KeepOut:
         """(…, 2) -> (…,) bool: strictly inside the region (the margin is a planning buffer, not a violation)."""
         return self.depth(positions) > 0
 
+    def path(self, positions: Tensor) -> Tensor:
+        """(N, H, 2) predicted positions -> (N, H·substeps, 2): each segment from the previous position (`origin`
+        before the first, if given) sampled `substeps` times, ending at the prediction itself."""
+        if self.substeps == 1:
+            return positions
+        N, H, _ = positions.shape
+        first = positions[:, :1] if self.origin is None else torch.tensor(self.origin).to(positions).expand(N, 1, 2)
+        previous = torch.cat([first, positions[:, :-1]], dim=1)  # (N, H, 2)
+        fraction = torch.arange(1, self.substeps + 1).to(positions) / self.substeps  # (S,)
+        points = previous[:, :, None] + (positions - previous)[:, :, None] * fraction[:, None]  # (N, H, S, 2)
+        return points.reshape(N, H * self.substeps, 2)
+
     def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
-        depth = self.depth(self.position_fn(latents)) + self.margin  # (N, H)
+        depth = self.depth(self.path(self.position_fn(latents))) + self.margin  # (N, H·substeps)
         return self.weight * torch.relu(depth).pow(2).sum(1)
 
 

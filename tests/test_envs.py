@@ -83,6 +83,21 @@ def test_wall_blocks_motion_outside_the_door():
         env.set_state(np.array([0.5, 0.1]))
 
 
+def test_simulate_matches_step_for_a_batch():
+    """The batched true dynamics (a planner's oracle model) follow the same wall and door rules as `step`."""
+    env = TwoRooms()
+    actions = np.random.default_rng(0).uniform(-1.5, 1.5, size=(4, 60, 2))  # out-of-box actions are clipped too
+    for n, seed in enumerate(range(4)):
+        start = env.reset(seed=seed)["state"]
+        simulated = env.simulate(start, actions)  # (4, 60, 2)
+        stepped = np.stack([env.step(a)[0]["state"] for a in actions[n]])
+        assert simulated.shape == (4, 60, 2)
+        assert np.allclose(simulated[n], stepped, atol=1e-6)
+    # Straight right from below the door: stopped at the wall's face, as in `step`.
+    blocked = env.simulate(np.array([0.3, 0.2]), np.tile([1.0, 0.0], (1, 20, 1)))
+    assert blocked[0, -1, 0] == pytest.approx(env.blocked_regions()[0][0][0])
+
+
 def test_actions_are_clipped_to_the_unit_box():
     env = TwoRooms()
     env.set_state(np.array([0.2, 0.5]))

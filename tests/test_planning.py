@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from jepaworld.envs import TwoRooms
+from jepaworld.plan_eval import true_dynamics_baseline
 from jepaworld.planning import (
     CEM,
     PLANNERS,
@@ -122,6 +123,8 @@ def test_costs_and_breakdown():
     assert torch.allclose(last, torch.tensor([0.0, 1.0]))  # mean squared error at the last step
     path = GoalCost(goal=goal, reduction="sum")(latents, actions)
     assert torch.allclose(path, torch.tensor([1.0, 2.0]))
+    closest = GoalCost(goal=goal, reduction="min")(latents, actions)
+    assert torch.allclose(closest, torch.tensor([0.0, 1.0]))  # the closest approach anywhere in the horizon
     cosine = GoalCost(goal=goal, metric="cosine")(latents, actions)
     assert torch.allclose(cosine, torch.tensor([0.0, 1 - 2**-0.5]), atol=1e-6)
 
@@ -142,6 +145,21 @@ def test_costs_and_breakdown():
     assert torch.allclose(total(latents, actions), parts["goal"] + parts["keep_out"])
     with pytest.raises(ValueError, match="unknown cost terms"):
         TotalCost(terms={"goal": GoalCost(goal=goal)}, weights={"gaol": 1.0})
+
+
+def test_keep_out_checks_the_segments_between_predictions():
+    """Two predictions outside a disc whose straight segment cuts through it: only substeps see the violation."""
+    latents = torch.tensor([[[-0.2, 0.05], [0.2, 0.05]]])  # (N=1, H=2, 2): both about 0.2 from the centre
+    disc = {"position_fn": lambda z: z, "center": (0.0, 0.0), "radius": 0.1, "weight": 1.0}
+    assert KeepOut(**disc)(latents, latents).item() == 0.0
+    crossing = KeepOut(**disc, substeps=4)
+    assert crossing.path(latents).shape == (1, 8, 2)
+    assert torch.allclose(crossing.path(latents)[0, 4:6], torch.tensor([[-0.1, 0.05], [0.0, 0.05]]))
+    assert crossing(latents, latents).item() == pytest.approx(0.05**2)  # only (0, 0.05) is inside, 0.05 deep
+    # From an origin inside the zone, the first segment starts there.
+    anchored = KeepOut(**disc, substeps=4, origin=(0.0, 0.0))
+    assert torch.allclose(anchored.path(latents)[0, 0], torch.tensor([-0.05, 0.0125]))
+    assert anchored(latents, latents).item() > crossing(latents, latents).item()
 
 
 # Guardrail demo with the true dynamics of a TwoRooms-like point: position = start + cumsum(actions) * step.
@@ -206,3 +224,16 @@ def test_run_mpc_crosses_the_door_with_wall_guardrails():
     assert result.frames.shape == (result.steps + 1, 64, 64, 3)
     assert result.plan_seconds_per_action > 0
     assert goal_obs["pixels"].shape == (64, 64, 3)
+
+
+def test_closest_approach_cost_crosses_the_door_with_the_true_dynamics():
+    """With the env's own dynamics as the model, only the goal cost's reduction differs between the two runs.
+
+    "min" (closest approach in the horizon) reaches every goal in the other room; "last" lets each replan postpone
+    arrival and fails some (measured on 50 episodes: 100% vs 42% for CEM).
+    """
+    planner = CEM(samples=300, elites=30, iters=10)
+    runs = {r: true_dynamics_baseline("tworooms", planner, episodes=8, seed=1000, repeat=5, reduction=r)
+            for r in ("min", "last")}  # fmt: skip
+    assert runs["min"]["success_rate"] == 1.0
+    assert runs["last"]["success_rate"] < runs["min"]["success_rate"]

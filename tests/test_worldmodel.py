@@ -15,7 +15,7 @@ from jepaworld.data.images import DataError
 from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
 from jepaworld.plan_eval import LatentPlanningCost, evaluate, load_world_model, parse_keep_out, to_tensor
-from jepaworld.planning import CEM, GoalCost, TotalCost
+from jepaworld.planning import CEM, GoalCost, KeepOut, TotalCost
 from jepaworld.state_probe import StateProbe, fit_state_probe
 
 SPEC = DataSpec(channels=3, img_size=16, frames=1, action_dim=4)  # 16 px, patch 8: 4 tokens, fast
@@ -171,6 +171,19 @@ def test_planning_cost_worst_case_is_at_least_the_sampled_cost(tmp_path):
     worst, sampled = make("worst").evaluate(z0, actions), make("sample").evaluate(z0, actions)
     assert worst.shape == sampled.shape == (6,)
     assert (worst >= sampled - 1e-6).all()  # the first of the worst case's samples is the sampled one
+
+
+def test_planning_cost_anchors_segment_keep_outs_at_the_current_position(tmp_path):
+    """Each new observation starts the keep-out segments at the readout of its own embedding."""
+    model = _tiny_world_model(tmp_path)
+    zone = KeepOut(position_fn=lambda z: z[..., :2], center=(0.0, 0.0), radius=0.1, substeps=5)
+    cost = TotalCost(terms={"goal": GoalCost(goal=torch.zeros(16)), "zone": zone, "plain": dataclasses.replace(zone,
+                     substeps=1)})  # fmt: skip
+    costs = LatentPlanningCost(model=model, cost=cost, repeat=5, generator=torch.Generator().manual_seed(0))
+    z0 = torch.randn(1, 16)
+    anchored = costs.anchored(z0)
+    assert anchored.terms["zone"].origin == pytest.approx(z0[0, :2].tolist())
+    assert anchored.terms["plain"].origin is None and anchored.terms["goal"] is cost.terms["goal"]
 
 
 def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):

@@ -3,17 +3,19 @@
 Every method trains for the same wall time on this machine (step times are calibrated round-robin, then each
 trains for a fixed number of steps, see `jepaworld.compare`). Frozen features then go through the linear, kNN
 (k=20) and 10-shot probes on the 10k test set, for each pooling given. The collapse study trains I-JEPA with an
-online target and no regulariser, with VICReg and with SIGReg at the same budget as the EMA default.
+online target and no regulariser, with VICReg and with SIGReg, and the EMA default plus VICReg (C-JEPA), at the
+same budget.
 
     python benchmarks/ijepa_vs_mae.py --minutes 10 [--pools mean,grid2] [--no-collapse] [--seed 0]
 
-Writes benchmarks/results/fmnist-<minutes>min/ and the `fmnist` section of BENCHMARKS.md.
+Writes benchmarks/results/fmnist-<minutes>min/ and the `fmnist-<minutes>min` section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import time
 from pathlib import Path
@@ -44,10 +46,11 @@ def main() -> None:
     presets = {"I-JEPA": "ijepa-fmnist", "MAE": "mae-fmnist"}
     if not args.no_collapse:
         presets |= {"I-JEPA no EMA, no reg": "ijepa-fmnist-noema", "I-JEPA + VICReg": "ijepa-fmnist-vicreg",
+                    "I-JEPA EMA + VICReg": "ijepa-fmnist-ema-vicreg",
                     "I-JEPA + SIGReg": "ijepa-fmnist-sigreg"}  # fmt: skip
     overrides = {"train.seed": str(args.seed), "train.progress": "false", "train.threads": str(args.threads)}
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in presets.items()}
-    t0 = time.time()
+    t0, load = time.time(), os.getloadavg()[0]
     if args.probe_only:
         runs = {name: out / name.replace(" ", "-").replace("/", "-") for name in cfgs}
     else:
@@ -61,14 +64,15 @@ def main() -> None:
         sections.append(f"Pooling `{pool}`:\n\n{format_table(results, first.probe.shots)}")
         print(sections[-1], flush=True)
     cmd = (f"python benchmarks/ijepa_vs_mae.py --minutes {args.minutes:g} --pools {args.pools} --seed {args.seed} "
-           f"--max-train {args.max_train} --max-iter {args.max_iter}")  # fmt: skip
+           f"--max-train {args.max_train} --max-iter {args.max_iter} --threads {args.threads}")  # fmt: skip
     labels = f"{args.max_train // 1000}k" if args.max_train else "60k"
     trained = ("the runs of an earlier invocation were re-probed (--probe-only)" if args.probe_only else
                f"the whole training part took {train_wall / 60:.0f} min of real time on this machine")  # fmt: skip
     body = f"""## Fashion-MNIST: I-JEPA vs MAE at {args.minutes:g} minutes per method
 
 - command: `{cmd}`{" --no-collapse" if args.no_collapse else ""}
-- seed {args.seed}; {platform.machine()}, {args.threads} threads, torch {torch.__version__}; {time.strftime("%Y-%m-%d")}
+- seed {args.seed}; {platform.machine()}, {args.threads} threads, torch {torch.__version__};
+  {time.strftime("%Y-%m-%d %H:%M")}; load average {load:.1f} at the start (2 cores: above 1 another process shared them)
 - all rows train for the same calibrated wall time ({args.minutes:g} min at the measured step time); {trained}
 - probes on frozen features: logistic regression on standardised features ({labels} labels, {args.max_iter}
   L-BFGS iterations), cosine kNN (k=20, same labels),
@@ -77,8 +81,9 @@ def main() -> None:
 
 {chr(10).join(sections)}
 """
-    update_section("fmnist", body)
-    print(f"wrote BENCHMARKS.md section 'fmnist' and {out}")
+    section = f"fmnist-{args.minutes:g}min"  # one section per budget, so the 10- and 30-minute tables coexist
+    update_section(section, body)
+    print(f"wrote BENCHMARKS.md section '{section}' and {out}")
 
 
 if __name__ == "__main__":

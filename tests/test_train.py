@@ -100,16 +100,16 @@ def test_golden_loss_curve(straight, metrics) -> None:
 
 
 def test_features_beat_random_init(tmp_path: Path, make_cfg, metrics) -> None:
-    """A short run learns features that beat the same architecture at its random initialisation (kNN, digits).
+    """A short run learns features that clearly beat the same architecture at its random init (kNN, digits).
 
-    The micro model on 4x4-token digits learns little in seconds: with the online target and VICReg, seed 1 ends
-    0.6 kNN points above its own initialisation (50.8% vs 50.3%; deterministic with one thread). The assertion is
-    only "better than its own init"; a tiny setup with a clear margin is an open item.
+    Online target + VICReg, 600 steps of the micro model, mean-pooled kNN: seed 2 ends 56.4% against 42.8% for its
+    own initialisation (seeds 0 / 1: +0.3 / +10.5 points; deterministic with one thread). The assertion keeps a
+    5-point margin, so a change that stops the encoder learning fails here.
     """
     cfg = make_cfg(
         tmp_path / "run",
-        **{"train.steps": 300, "train.seed": 1, "train.log_every": 10, "train.diag_every": 100,
-           "train.ckpt_every": 300, "method.target": "online", "method.regularizer": "vicreg",
+        **{"train.steps": 600, "train.seed": 2, "train.log_every": 10, "train.diag_every": 100,
+           "train.ckpt_every": 600, "method.target": "online", "method.regularizer": "vicreg",
            "method.expander_dim": 64},
     )  # fmt: skip
     result, _ = quiet_train(cfg)
@@ -124,7 +124,7 @@ def test_features_beat_random_init(tmp_path: Path, make_cfg, metrics) -> None:
         return knn_probe(extract(enc, tr.images), tr.labels, extract(enc, te.images), te.labels, k=20)
 
     acc_trained, acc_random = knn(trained), knn(random_init)
-    assert acc_trained > acc_random, (acc_trained, acc_random)
+    assert acc_trained > acc_random + 0.05, (acc_trained, acc_random)
 
 
 # ----------------------------------------------------------------------------------------------------------

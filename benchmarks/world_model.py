@@ -2,12 +2,21 @@
 
 For each environment: collect random-policy episodes, pretrain the `wm-<env>` preset for ``--train-seconds`` of
 CPU time, then plan seeded episodes with CEM, MPPI and the gradient planner (plus random actions as the floor).
-On TwoRooms it also runs the guardrail demonstration: fixed start/goal pairs whose straight path crosses a keep-out
-disc, planned with the plain goal cost and with goal cost + KeepOut (through the latent->state probe).
+On TwoRooms it also:
+
+- plans the same episodes with the env's true dynamics (``TwoRooms.simulate``) as the model: the ceiling that the
+  planner and goal cost allow, which separates planner failures from world-model failures;
+- measures the model itself: how well the latent goal cost ranks true distances to the goal (Spearman, globally
+  and within 0.3 of the goal), and the error of one predicted macro-step read out by the latent->state probe, for
+  free moves and for moves the wall blocks;
+- with ``--ablate-cov W``, trains a second model with ``method.vicreg_cov_weight = W`` (the preset before issue
+  4 used 0.5) for the same budget, and compares goal-cost reductions ("last", "sum", "min") with CEM;
+- runs the guardrail demonstration: fixed start/goal pairs whose straight path crosses a keep-out disc, planned
+  with the plain goal cost and with goal cost + KeepOut (through the latent->state probe).
 
 Writes the section between ``<!-- worldmodel:start -->`` and ``<!-- worldmodel:end -->`` of BENCHMARKS.md.
 
-    python benchmarks/world_model.py --envs tworooms --episodes 20 --train-seconds 300
+    python benchmarks/world_model.py --envs tworooms --episodes 100 --train-seconds 900 --ablate-cov 0.5
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from _sections import update_section  # benchmarks/ is on sys.path when a script
 
 from jepaworld.config import apply_overrides, get_preset
 from jepaworld.data.episodes import collect
+from jepaworld.envs import TwoRooms
 from jepaworld.plan_eval import (
     default_planner,
     env_name,
@@ -34,6 +44,8 @@ from jepaworld.plan_eval import (
     load_world_model,
     parse_keep_out,
     random_baseline,
+    to_tensor,
+    true_dynamics_baseline,
 )  # fmt: skip
 from jepaworld.state_probe import probe_for
 from jepaworld.train import train
@@ -42,19 +54,66 @@ PRESET = {"two_rooms": "wm-tworooms", "pointmaze": "wm-pointmaze", "pusht": "wm-
 ZONE = "0.3,0.5,0.08"  # a keep-out disc on the straight line from the left room to the door
 
 
-def train_model(env: str, args: argparse.Namespace, root: Path) -> tuple[Path, Path]:
+def train_model(env: str, args: argparse.Namespace, root: Path, *, name: str = "", overrides=None) -> tuple[Path, Path]:
     data = root / f"{env}.h5"
     t0 = time.perf_counter()
     collect(env, episodes=args.data_episodes, steps_per_episode=args.steps, out=data, seed=args.seed)
     print(f"[{env}] collected {args.data_episodes} × {args.steps} steps in {time.perf_counter() - t0:.0f}s", flush=True)
-    run = root / f"run-{env}"
+    run = root / f"run-{env}{name}"
     if not (run / "checkpoint.pt").exists() or not args.reuse:
         cfg = apply_overrides(get_preset(PRESET[env]), {
             "data.path": str(data), "train.out": str(run), "train.progress": "false",
-            "train.time_budget_s": str(args.train_seconds), "train.seed": str(args.seed),
+            "train.time_budget_s": str(args.train_seconds), "train.seed": str(args.seed), **(overrides or {}),
         })  # fmt: skip
         train(cfg)
     return data, run
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    return np.argsort(np.argsort(x)).astype(np.float64)  # continuous distances: ties do not occur
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+@torch.no_grad()
+def model_diagnostics(model, probe, repeat: int, *, seed: int, samples: int = 600) -> dict[str, float]:
+    """TwoRooms only: is the latent goal cost a usable distance, and does one predicted macro-step hit the wall?
+
+    - Rank correlation between the latent L2 cost and the true distance to a goal, over a grid of free positions
+      and 30 goals, for all positions and for positions within 0.3 of the goal (what fine steering relies on).
+    - One macro-step (an action held `repeat` steps) from random free states, half of them near the wall: the
+      probe's readout of the predicted embedding against the true next position, for free and wall-blocked moves.
+    """
+    env, rng = TwoRooms(), np.random.default_rng(seed)
+    grid = np.linspace(0.05, 0.95, 19)
+    points = np.array([(x, y) for x in grid for y in grid
+                       if not (env._x_lo < x < env._x_hi and not env._door_lo <= y <= env._door_hi)])  # fmt: skip
+    z = model.encode(torch.cat([to_tensor(env.render(p), model) for p in points]))  # (P, D)
+    glob, local = [], []
+    for g in rng.choice(len(points), 30, replace=False):
+        cost = (z - z[g]).pow(2).mean(1).numpy()
+        distance = np.hypot(*(points - points[g]).T)
+        near = distance < 0.3
+        glob.append(_spearman(cost, distance))
+        local.append(_spearman(cost[near], distance[near]))
+    errors: dict[str, list[float]] = {"free": [], "blocked": []}
+    while len(errors["free"]) + len(errors["blocked"]) < samples:
+        start = np.array([rng.uniform(0.3, 0.7) if rng.random() < 0.5 else rng.uniform(env._lo, env._hi),
+                          rng.uniform(env._lo, env._hi)])  # fmt: skip
+        if env._x_lo < start[0] < env._x_hi and not env._door_lo <= start[1] <= env._door_hi:
+            continue  # inside the wall
+        action = rng.uniform(-1.0, 1.0, 2)
+        end = env.simulate(start, np.tile(action, (1, repeat, 1)))[0, -1]
+        unobstructed = np.clip(start + repeat * env.max_step * action, env._lo, env._hi)
+        z0 = model.encode(to_tensor(env.render(start), model))
+        predicted = probe(model.rollout(z0, torch.tensor(np.tile(action, repeat), dtype=torch.float32)[None, None]))
+        key = "blocked" if np.hypot(*(unobstructed - end)) > 0.02 else "free"
+        errors[key].append(float(np.hypot(*(predicted[0, 0].numpy() - end))))
+    return {"spearman": float(np.mean(glob)), "spearman_local": float(np.mean(local)),
+            "error_free": float(np.mean(errors["free"])), "error_blocked": float(np.mean(errors["blocked"])),
+            "n_free": len(errors["free"]), "n_blocked": len(errors["blocked"])}  # fmt: skip
 
 
 def keep_out_demo(model, probe, repeat: int, args: argparse.Namespace, out: Path) -> list[str]:
@@ -74,6 +133,28 @@ def keep_out_demo(model, probe, repeat: int, args: argparse.Namespace, out: Path
     return rows
 
 
+def _model_lines(env: str, run: Path, data: Path, args: argparse.Namespace, label: str):
+    model, cfg, state = load_world_model(run)
+    probe, metrics = probe_for(model, run_dir=run, data_path=data, step=int(state["step"]))
+    lines = [f"\n**{env}, {label}** — preset `{PRESET[env]}` (lr {cfg.train.lr:g}, batch {cfg.train.batch_size}, "
+             f"VICReg cov weight {cfg.method.vicreg_cov_weight:g}), {state['step']} steps in "
+             f"{float(state['elapsed']):.0f} s of training on 1 thread, frameskip {cfg.data.frame_step}, horizon "
+             f"{args.horizon} macro-steps; probe held-out RMSE {metrics['probe/rmse']:.3f}"]  # fmt: skip
+    if env == "two_rooms":
+        d = model_diagnostics(model, probe, cfg.data.frame_step, seed=args.seed + 123)
+        lines[-1] += (f"; latent goal cost vs true distance: Spearman {d['spearman']:.2f} (within 0.3 of the goal "
+                      f"{d['spearman_local']:.2f}); one predicted macro-step, probe readout error: free moves "
+                      f"{d['error_free']:.3f} (n={d['n_free']}), wall-blocked moves {d['error_blocked']:.3f} "
+                      f"(n={d['n_blocked']})")  # fmt: skip
+    lines[-1] += "\n"
+    print(lines[-1], flush=True)
+    return model, cfg, probe, lines
+
+
+HEAD = ["| planner | model | goal cost | episodes | success | mean steps | plan s / decision | plan s / env step | "
+        "final dist |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--envs", default="tworooms", help="comma-separated: tworooms,pointmaze,pusht,reacher")
@@ -84,9 +165,16 @@ def main() -> int:
     p.add_argument("--data-episodes", type=int, default=1000)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--demo-episodes", type=int, default=5)
+    p.add_argument(
+        "--ablate-cov",
+        type=float,
+        default=None,
+        help="TwoRooms: also train with this VICReg covariance weight and compare goal-cost reductions",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default="runs/bench-wm")
     p.add_argument("--reuse", action="store_true", help="reuse trained checkpoints found under --root")
+    p.add_argument("--note", default="", help="how the machine was shared during the run, for the header")
     p.add_argument("--markdown", default="BENCHMARKS.md")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -94,40 +182,66 @@ def main() -> int:
     root.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
     lines = []
+    eval_seed = args.seed + 1000
     for env in [env_name(e) for e in args.envs.split(",")]:
         data, run = train_model(env, args, root)
-        model, cfg, state = load_world_model(run)
-        seconds = float(state["elapsed"])
-        probe, metrics = probe_for(model, run_dir=run, data_path=data, step=int(state["step"]))
-        lines.append(f"\n**{env}** — preset `{PRESET[env]}` (lr {cfg.train.lr:g}, batch {cfg.train.batch_size}), "
-                     f"{state['step']} steps in {seconds:.0f} s of training on 1 thread, "
-                     f"frameskip {cfg.data.frame_step}, horizon {args.horizon} macro-steps; probe held-out RMSE "
-                     f"{metrics['probe/rmse']:.3f}\n")  # fmt: skip
-        lines.append("| planner | episodes | success | mean steps | plan s / decision | plan s / env step | "
-                     "final dist |")  # fmt: skip
-        lines.append("|---|---|---|---|---|---|---|")
+        model, cfg, probe, model_lines = _model_lines(env, run, data, args, "the preset")
+        lines += [*model_lines, *HEAD]
+        k = cfg.data.frame_step
         for name in args.planners.split(","):
             _, s = evaluate(model, probe, env=env, planner=default_planner(name), episodes=args.episodes,
-                            horizon=args.horizon, seed=args.seed + 1000, repeat=cfg.data.frame_step)  # fmt: skip
-            lines.append(_row(name, s))
+                            horizon=args.horizon, seed=eval_seed, repeat=k)  # fmt: skip
+            lines.append(_row(name, "world model", "min", s))
             print(lines[-1], flush=True)
-        lines.append(_row("random actions", random_baseline(env, episodes=args.episodes, seed=args.seed + 1000)))
         if env == "two_rooms":
-            lines.append(f"\nGuardrail demonstration (CEM): start (0.12, y), goal (0.85, y') through the door, "
-                         f"keep-out disc x,y,r = {ZONE}; violations are true visited states inside the disc "
-                         f"(PNGs in {root}/keep-out-demo).\n")  # fmt: skip
+            for name in [n for n in args.planners.split(",") if n != "gradient"]:  # simulate is not differentiable
+                s = true_dynamics_baseline(env, default_planner(name), episodes=args.episodes, horizon=args.horizon,
+                                           seed=eval_seed, repeat=k)  # fmt: skip
+                lines.append(_row(name, "true dynamics", "min", s))
+                print(lines[-1], flush=True)
+        lines.append(_row("random actions", "-", "-", random_baseline(env, episodes=args.episodes, seed=eval_seed)))
+        if env == "two_rooms" and args.ablate_cov is not None:
+            lines.append(
+                "\nGoal-cost reductions (CEM, same episodes): `last` = distance at the end of the horizon "
+                "(the default before issue 4), `sum` = summed over the horizon, `min` = closest approach."
+            )
+            _, ablated = train_model(env, args, root, name=f"-cov{args.ablate_cov:g}",
+                                     overrides={"method.vicreg_cov_weight": str(args.ablate_cov)})  # fmt: skip
+            other, other_cfg, other_probe, other_lines = _model_lines(
+                env, ablated, data, args, f"ablation: VICReg covariance weight {args.ablate_cov:g}")  # fmt: skip
+            lines += [*other_lines, *HEAD]
+            for label, m, pr, c in (("preset", model, probe, cfg), (f"cov {args.ablate_cov:g}", other, other_probe,
+                                                                     other_cfg)):  # fmt: skip
+                for reduction in ("last", "sum", "min"):
+                    _, s = evaluate(m, pr, env=env, planner=default_planner("cem"), episodes=args.episodes,
+                                    horizon=args.horizon, seed=eval_seed, repeat=c.data.frame_step,
+                                    reduction=reduction)  # fmt: skip
+                    lines.append(_row("cem", f"world model ({label})", reduction, s))
+                    print(lines[-1], flush=True)
+            for reduction in ("last", "sum"):
+                s = true_dynamics_baseline(env, default_planner("cem"), episodes=args.episodes, horizon=args.horizon,
+                                           seed=eval_seed, repeat=k, reduction=reduction)  # fmt: skip
+                lines.append(_row("cem", "true dynamics", reduction, s))
+                print(lines[-1], flush=True)
+        if env == "two_rooms":
+            lines.append(f"\nGuardrail demonstration (CEM, the preset's model): start (0.12, y), goal (0.85, y') "
+                         f"through the door, keep-out disc x,y,r = {ZONE}; violations are true visited states inside "
+                         f"the disc (PNGs in {root}/keep-out-demo).\n")  # fmt: skip
             lines.append("| cost | episodes | success | episodes that entered the zone | states inside |")
             lines.append("|---|---|---|---|---|")
-            lines.extend(keep_out_demo(model, probe, cfg.data.frame_step, args, root / "keep-out-demo"))
+            lines.extend(keep_out_demo(model, probe, k, args, root / "keep-out-demo"))
             print("\n".join(lines[-4:]), flush=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     header = [
         "## World models: planning in the environment",
         "",
-        f"`{command}` — seed {args.seed}, {dt.date.today().isoformat()}, {platform.machine()} "
-        f"{os.cpu_count()} CPU cores shared with other jobs (load average {load:.1f} at start), torch "
-        f"{torch.__version__}, 1 thread. Planning time is wall time per decision (one plan of H held actions) and "
-        "per environment step (each plan serves frame_step steps). Success: the env's own criterion.",
+        f"`{command}` — seed {args.seed} (data seeds from {args.seed}, evaluation episodes seeds {eval_seed}.."
+        f"{eval_seed + args.episodes - 1}), {dt.date.today().isoformat()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores (load average {load:.1f} at start{'; ' + args.note if args.note else ''}), "
+        f"torch {torch.__version__}, 1 thread, training budget {args.train_seconds:g} s per model. Planning time is "
+        "wall time per decision (one plan of H held actions) and per environment step (each plan serves frame_step "
+        "steps). Success: the env's own criterion. Goal cost `min`: the closest approach to the goal embedding "
+        'anywhere in the horizon (`GoalCost(reduction="min")`, the default of `plan eval`).',
     ]
     path = Path(args.markdown)
     update_section("worldmodel", "\n".join([*header, *lines]), path)
@@ -135,13 +249,13 @@ def main() -> int:
     return 0
 
 
-def _row(name: str, s: dict) -> str:
+def _row(name: str, model: str, cost: str, s: dict) -> str:
     def num(x, fmt):
         return "-" if x != x else format(x, fmt)
 
-    return (f"| {name} | {s['episodes']} | {s['success_rate']:.0%} | {num(s['mean_steps_to_success'], '.1f')} | "
-            f"{num(s['plan_seconds_per_decision'], '.3f')} | {num(s['plan_seconds_per_step'], '.3f')} | "
-            f"{s['mean_final_distance']:.3f} |")  # fmt: skip
+    return (f"| {name} | {model} | {cost} | {s['episodes']} | {s['success_rate']:.0%} | "
+            f"{num(s['mean_steps_to_success'], '.1f')} | {num(s['plan_seconds_per_decision'], '.3f')} | "
+            f"{num(s['plan_seconds_per_step'], '.3f')} | {s['mean_final_distance']:.3f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -321,23 +321,27 @@ def wm_tworooms() -> ExperimentConfig:
 
 @preset
 def wm_pointmaze() -> ExperimentConfig:
-    """`wm-tworooms` on PointMaze episodes; two frames of history, since the ball's velocity is not in one frame."""
+    """`wm-tworooms` on PointMaze episodes; two frames of history, since the ball's velocity is not in one frame.
+
+    With VICReg's covariance term: without it (TwoRooms' setting) PointMaze's embedding collapsed to one direction
+    that held no position at all (effective rank 1.03, probe R² -0.005 after 600 s; `benchmarks/world_model.py`).
+    """
     return _replace(wm_tworooms(), data=dict(path="data/pointmaze.h5"), model=dict(history=2),
-                    train=dict(out="runs/wm-pointmaze"))  # fmt: skip
+                    method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-pointmaze"))  # fmt: skip
 
 
 @preset
 def wm_pusht() -> ExperimentConfig:
     """`wm-tworooms` on PushT episodes, with two frames of history (the block keeps moving after a push)."""
     return _replace(wm_tworooms(), data=dict(path="data/pusht.h5"), model=dict(history=2),
-                    train=dict(out="runs/wm-pusht"))  # fmt: skip
+                    method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-pusht"))  # fmt: skip
 
 
 @preset
 def wm_reacher() -> ExperimentConfig:
     """`wm-tworooms` on dm_control reacher episodes, with two frames of history (joint velocities)."""
     return _replace(wm_tworooms(), data=dict(path="data/reacher.h5"), model=dict(history=2),
-                    train=dict(out="runs/wm-reacher"))  # fmt: skip
+                    method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-reacher"))  # fmt: skip
 
 
 @preset

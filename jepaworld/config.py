@@ -323,8 +323,10 @@ def wm_tworooms() -> ExperimentConfig:
 def wm_pointmaze() -> ExperimentConfig:
     """`wm-tworooms` on PointMaze episodes; two frames of history, since the ball's velocity is not in one frame.
 
-    With VICReg's covariance term: without it (TwoRooms' setting) PointMaze's embedding collapsed to one direction
-    that held no position at all (effective rank 1.03, probe R² -0.005 after 600 s; `benchmarks/world_model.py`).
+    With VICReg's covariance term: without it (TwoRooms' setting) PointMaze's embedding collapsed to about one
+    direction after 600 s (effective rank 1.03, the trainer's collapse warning), and an MLP probe read the ball's
+    (x, y) from it with R² 0.26 at worst, against 0.94 with the term. (The benchmark's "worst R²" is a velocity,
+    which no single frame shows.)
     """
     return _replace(wm_tworooms(), data=dict(path="data/pointmaze.h5"), model=dict(history=2),
                     method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-pointmaze"))  # fmt: skip

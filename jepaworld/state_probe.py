@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from jepaworld.checkpoint import atomic_save
 from jepaworld.data.episodes import open_episodes
 
 PROBE_FILE = "state_probe.pt"
@@ -100,7 +101,7 @@ def probe_for(
     `n` frames of `data_path` and saved there."""
     path = Path(run_dir) / PROBE_FILE
     if path.exists():
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain values only
         if saved.get("step") == step and saved.get("latent_dim") == model.frame_dim:
             probe = StateProbe(latent_dim=saved["latent_dim"], state_dim=saved["state_dim"])
             probe.load_state_dict(saved["probe"])
@@ -111,5 +112,5 @@ def probe_for(
         f"{metrics['probe/rmse']:.4f}, worst R² {metrics['probe/r2_min']:.3f}; saved {path}")  # fmt: skip
     payload = {"probe": probe.state_dict(), "step": step, "latent_dim": model.frame_dim,
                "state_dim": states.shape[1], "metrics": metrics}  # fmt: skip
-    torch.save(payload, path)
+    atomic_save(payload, path)  # an interrupted save never leaves a probe file that later fails to load
     return probe, metrics

@@ -20,10 +20,14 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from _sections import update_section  # benchmarks/ is on sys.path when a script runs
+from torch.utils.flop_counter import FlopCounterMode
 
 from jepaworld.config import apply_overrides, get_preset
-from jepaworld.train import train
+from jepaworld.data import build_dataset
+from jepaworld.methods import build_method
+from jepaworld.train import EpochSampler, spec_of, train
 
 
 def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -> float:
@@ -43,6 +47,40 @@ def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -
     return (steps - warmup) * 64 / (rates[1] - rates[0])
 
 
+def step_gflops(preset: str, *, steps: int) -> float:
+    """Mean matmul GFLOP of one training step (forward + backward), counted by torch's FlopCounterMode.
+
+    Averaged over `steps` batches because the context length varies with the masks. Attention's score and value
+    products inside SDPA are not counted (a few percent here), so the ceiling derived from this is an upper bound.
+    """
+    cfg = get_preset(preset)
+    ds = build_dataset(cfg.data, "train")
+    method = build_method(cfg, spec_of(ds))
+    sampler = EpochSampler(n=len(ds), batch_size=cfg.train.batch_size, seed=0)
+    total = 0.0
+    for step in range(steps):
+        batch = method.prepare(ds.load(sampler.indices(step)), torch.Generator().manual_seed(step))
+        with FlopCounterMode(display=False) as counter:
+            loss, _ = method(batch)
+            loss.backward()
+        total += counter.get_total_flops() / 1e9
+    return total / steps
+
+
+def matmul_gflops(*, repeats: int = 20) -> float:
+    """Sustained fp32 GFLOP/s of this machine on the encoder's own linear shapes (4096 tokens x 192 <-> 768)."""
+    rates = []
+    for k, n in ((192, 576), (192, 768), (768, 192)):
+        a, w = torch.randn(4096, k), torch.randn(n, k)
+        for _ in range(3):
+            F.linear(a, w)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            F.linear(a, w)
+        rates.append(2 * 4096 * k * n * repeats / (time.perf_counter() - t) / 1e9)
+    return max(rates)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=60)
@@ -52,13 +90,23 @@ def main() -> None:
     p.add_argument("--presets", default="ijepa-fmnist,mae-fmnist")
     p.add_argument("--precisions", default="fp32,bf16")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    peak = matmul_gflops()
+    print(f"matmul peak {peak:.0f} GFLOP/s on {args.threads} threads", flush=True)
     rows = []
     for preset in args.presets.split(","):
+        gflop = step_gflops(preset, steps=20)  # the arithmetic is the same in either precision
         for bf16 in [p == "bf16" for p in args.precisions.split(",")]:
             rate = measure(preset, bf16=bf16, steps=args.steps, warmup=args.warmup, threads=args.threads)
-            rows.append({"preset": preset, "precision": "bf16" if bf16 else "fp32", "img_per_s": round(rate, 1)})
+            batch = get_preset(preset).train.batch_size
+            rows.append({
+                "preset": preset, "precision": "bf16" if bf16 else "fp32", "img_per_s": round(rate, 1),
+                "gflop_per_step": round(gflop, 1), "achieved_gflops": round(gflop * rate / batch),
+                "ceiling_img_per_s": round(peak * batch / gflop),
+            })  # fmt: skip
             print(json.dumps(rows[-1]), flush=True)
     meta = {
+        "matmul_gflops": round(peak),
         "date": time.strftime("%Y-%m-%d"), "machine": f"{platform.processor() or platform.machine()}, "
         f"{torch.get_num_threads()} threads", "torch": torch.__version__, "steps": args.steps, "warmup": args.warmup,
         "command": f"python benchmarks/throughput.py --steps {args.steps} --warmup {args.warmup} --threads "
@@ -66,8 +114,13 @@ def main() -> None:
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    table = ["| preset | precision | img/s |", "|---|---|---|"]
-    table += [f"| {r['preset']} | {r['precision']} | {r['img_per_s']:.0f} |" for r in rows]
+    table = ["| preset | precision | img/s | GFLOP / step | achieved GFLOP/s | fp32 matmul ceiling, img/s |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    table += [
+        f"| {r['preset']} | {r['precision']} | {r['img_per_s']:.0f} | {r['gflop_per_step']} | {r['achieved_gflops']} | "
+        f"{r['ceiling_img_per_s']} |"
+        for r in rows
+    ]
     update_section(
         "throughput",
         f"""## Training throughput (one full trainer step, batch 64)
@@ -78,6 +131,9 @@ def main() -> None:
   masks, target forward, context forward + backward, AdamW and EMA
 - reference (../shared/MEASUREMENTS.md, same machine kind): official I-JEPA model code 181 img/s fp32, 400 img/s
   bf16; goal >= 270 fp32, >= 600 bf16
+- ceiling: the step's matmul FLOPs (torch's FlopCounterMode, forward + backward, mean over 20 mask draws;
+  attention products not counted) run at this machine's measured fp32 matmul rate of {peak:.0f} GFLOP/s on the
+  encoder's own shapes: an upper bound for any fp32 implementation that does this step's arithmetic here
 
 {chr(10).join(table)}
 """,

@@ -44,7 +44,7 @@ def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -
             with contextlib.redirect_stdout(io.StringIO()):
                 rates.append(train(cfg).seconds)
     # Difference of two runs cancels start-up and warm-up steps: (steps - warmup) steps in (t_steps - t_warmup).
-    return (steps - warmup) * 64 / (rates[1] - rates[0])
+    return (steps - warmup) * cfg.train.batch_size / (rates[1] - rates[0])
 
 
 def step_gflops(preset: str, *, steps: int) -> float:

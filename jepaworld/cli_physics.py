@@ -1,8 +1,10 @@
 """The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
 
     jepaworld physics generate --out DIR [--n-train N] [--pairs P] [--size S] [--frames T] [--seed SEED]
-    jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [--stride S] [--context-frames K]
-    jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--stride S] [--context-frames K] [--plot P] [--json J]
+    jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [scoring options]
+    jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--plot P] [--json J] [scoring options]
+
+Scoring options: --stride S, --context-frames K, --top FRACTION, --device auto|cpu|cuda.
 
 Each is an `(add_arguments, run)` pair like the commands in `cli.py`; heavy imports happen inside `run` so that
 `jepaworld --help` stays fast.
@@ -22,11 +24,14 @@ def _no_extra(rest: list[str]) -> None:
         raise ConfigError(f"unexpected arguments {' '.join(rest)}; see --help")
 
 
-def _window_args(p: argparse.ArgumentParser) -> None:
+def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=2, help="frames between window starts (default 2)")
     p.add_argument(
         "--context-frames", type=int, default=None, help="context frames per window (default: half the window)"
     )
+    p.add_argument("--top", type=float, default=1.0, help="score a hidden frame by the mean of its largest FRACTION "
+                   "of token errors (default 1.0: all tokens; a small violation shows better in e.g. 0.1)")  # fmt: skip
+    p.add_argument("--device", default="auto", help="auto (CUDA when available) | cpu | cuda (default auto)")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -47,7 +52,7 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")
     e.add_argument("--baseline", default="", help="pixel-baseline (videomae) checkpoint to add to the table")
     e.add_argument("--json", default="", help="also write the results as JSON here")
-    _window_args(e)
+    _scoring_args(e)
 
 
 def _physics(args: argparse.Namespace, rest: list[str]) -> int:
@@ -78,16 +83,17 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from jepaworld.physics_eval import evaluate, format_table, to_json
-    from jepaworld.surprise import load_scorer, random_scorer
+    from jepaworld.surprise import load_scorer, random_scorer, resolve_device
 
-    vjepa = load_scorer(None if args.checkpoint == "default" else args.checkpoint)
+    device = resolve_device(args.device)
+    vjepa = load_scorer(None if args.checkpoint == "default" else args.checkpoint, device=device)
     scorers = {f"{vjepa.cfg.method.name} (checkpoint)": vjepa, "random init": random_scorer(vjepa)}
     if args.baseline:
-        base = load_scorer(args.baseline)
+        base = load_scorer(args.baseline, device=device)
         kind = "pixel baseline" if base.cfg.method.name in ("mae", "videomae") else "baseline"
         scorers[f"{base.cfg.method.name} ({kind})"] = base
     print(f"scoring the test pairs of {args.suite} with {', '.join(scorers)} ...", flush=True)
-    results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames)
+    results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames, top=args.top)
     print(format_table(results))
     print(
         "pairwise: share of pairs whose impossible video has the higher video score (max or mean over windows); "
@@ -108,7 +114,7 @@ def _surprise_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--default", action="store_true", help="use the shipped default checkpoint; all paths are videos")
     p.add_argument("--plot", default="", help="write a PNG surprise curve (peaks marked) here")
     p.add_argument("--json", default="", help="write per-window and per-frame scores as JSON here")
-    _window_args(p)
+    _scoring_args(p)
 
 
 def _is_checkpoint(path: Path) -> bool:
@@ -117,7 +123,7 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     _no_extra(rest)
-    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, score_video
+    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, resolve_device, score_video
 
     paths = [Path(p) for p in args.paths]
     checkpoint = None
@@ -125,11 +131,13 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
         checkpoint, paths = paths[0], paths[1:]
     if not paths:
         raise ConfigError("no video given; usage: jepaworld surprise [CHECKPOINT] VIDEO...")
-    scorer = load_scorer(checkpoint)
+    scorer = load_scorer(checkpoint, device=resolve_device(args.device))
     if checkpoint is None:
         print(f"using the shipped default checkpoint {Path(scorer.name).name}", flush=True)
     with cpu_threads(1):
-        results = [score_video(scorer, p, stride=args.stride, context_frames=args.context_frames) for p in paths]
+        results = [
+            score_video(scorer, p, stride=args.stride, context_frames=args.context_frames, top=args.top) for p in paths
+        ]
     for r in results:
         print(r.format())
     if args.json:

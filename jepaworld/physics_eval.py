@@ -6,6 +6,10 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
   (ties count half). The video score is the **max** over windows by default, as the twins are identical before the
   divergence frame: the violation is a local peak, and the mean dilutes it over windows both videos share. The
   mean-score accuracy is reported too.
+- pairwise accuracy after divergence, a diagnostic: the twins' max over only the windows that reach the divergence
+  frame (the same windows for both). It differs from the max over all windows when both maxima lie in the shared
+  prefix, where the full-video max is a tie: it asks whether the model reacts to the event at all, even when
+  something earlier in the scene (a drop, a bounce) surprised it more.
 - AUROC of the max score over all test videos of the property (impossible = 1), which unlike pairwise accuracy
   also asks that scores be comparable *across* scenes.
 
@@ -25,6 +29,7 @@ from jepaworld.physics import CONTROL_PROPERTIES, generate_suite
 from jepaworld.surprise import (
     Scorer,
     SurpriseError,
+    SurpriseResult,
     cpu_threads,
     load_scorer,
     load_video,
@@ -33,6 +38,9 @@ from jepaworld.surprise import (
 )
 
 OVERALL = "overall"
+# (row label, PropertyScore field) of the tables
+ROWS = (("pairwise (max)", "pairwise_max"), ("pairwise (mean)", "pairwise_mean"),
+        ("pairwise (max after divergence)", "pairwise_event"), ("AUROC (max)", "auroc"))  # fmt: skip
 
 
 @dataclass
@@ -40,7 +48,15 @@ class PropertyScore:
     pairs: int
     pairwise_max: float
     pairwise_mean: float
+    pairwise_event: float
     auroc: float
+
+
+@dataclass(frozen=True)
+class VideoScore:
+    mean: float  # over all windows
+    max: float  # over all windows
+    event: float  # max over the windows that reach the divergence frame (all windows when there is none)
 
 
 def read_index(suite: str | Path) -> dict:
@@ -54,17 +70,30 @@ def read_index(suite: str | Path) -> dict:
 
 
 def score_suite(
-    scorer: Scorer, suite: str | Path, index: dict, *, stride: int = 2, context_frames: int | None = None
-) -> dict[str, tuple[float, float]]:
-    """{file: (mean, max)} for every test video of the suite."""
+    scorer: Scorer,
+    suite: str | Path,
+    index: dict,
+    *,
+    stride: int = 2,
+    context_frames: int | None = None,
+    top: float = 1.0,
+) -> dict[str, VideoScore]:
+    """{file: VideoScore} for every test video of the suite."""
     out = {}
     for v in index["videos"]:
         if v["split"] != "test":
             continue
         frames, _ = load_video(Path(suite) / v["file"], scorer)
-        r = score_frames(scorer, frames, stride=stride, context_frames=context_frames, name=v["file"])
-        out[v["file"]] = (r.mean, r.max)
+        r = score_frames(scorer, frames, stride=stride, context_frames=context_frames, top=top, name=v["file"])
+        out[v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))
     return out
+
+
+def event_max(r: SurpriseResult, t_div: int | None) -> float:
+    """Max over the windows whose span reaches frame `t_div` (all windows when it is None or none reaches it)."""
+    span = (r.window - 1) * r.frame_step + 1
+    reach = [w for s, w in zip(r.starts, r.window_scores, strict=True) if t_div is None or s + span - 1 >= t_div]
+    return float(max(reach)) if reach else r.max
 
 
 def _pairwise(pairs: list[tuple[float, float]]) -> float:
@@ -73,9 +102,9 @@ def _pairwise(pairs: list[tuple[float, float]]) -> float:
     return float(np.mean(wins))
 
 
-def metrics(index: dict, scores: dict[str, tuple[float, float]]) -> dict[str, PropertyScore]:
+def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertyScore]:
     """Per property, plus `overall` over the non-control properties."""
-    by_pair: dict[str, dict[str, tuple[float, float]]] = {}
+    by_pair: dict[str, dict[str, VideoScore]] = {}
     prop_of: dict[str, str] = {}
     for v in index["videos"]:
         if v["split"] == "test":
@@ -97,21 +126,27 @@ def metrics(index: dict, scores: dict[str, tuple[float, float]]) -> dict[str, Pr
         labels = [0] * len(pairs) + [1] * len(pairs)
         out[prop] = PropertyScore(
             pairs=len(pairs),
-            pairwise_max=_pairwise([(a[1], b[1]) for a, b in zip(pos, imp, strict=True)]),
-            pairwise_mean=_pairwise([(a[0], b[0]) for a, b in zip(pos, imp, strict=True)]),
-            auroc=float(roc_auc_score(labels, [s[1] for s in pos + imp])),
+            pairwise_max=_pairwise([(a.max, b.max) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_mean=_pairwise([(a.mean, b.mean) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_event=_pairwise([(a.event, b.event) for a, b in zip(pos, imp, strict=True)]),
+            auroc=float(roc_auc_score(labels, [s.max for s in pos + imp])),
         )
     return out
 
 
 def evaluate(
-    scorers: dict[str, Scorer], suite: str | Path, *, stride: int = 2, context_frames: int | None = None
+    scorers: dict[str, Scorer],
+    suite: str | Path,
+    *,
+    stride: int = 2,
+    context_frames: int | None = None,
+    top: float = 1.0,
 ) -> dict[str, dict[str, PropertyScore]]:
     """{model name: {property: PropertyScore}} on the test pairs of `suite`."""
     index = read_index(suite)
     with cpu_threads(1):
         return {
-            name: metrics(index, score_suite(s, suite, index, stride=stride, context_frames=context_frames))
+            name: metrics(index, score_suite(s, suite, index, stride=stride, context_frames=context_frames, top=top))
             for name, s in scorers.items()
         }
 
@@ -129,8 +164,7 @@ def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:
         "| | pairs | " + " | ".join(str(first[k].pairs) for k in keys) + " |",
     ]
     for name, res in results.items():
-        for label, attr in (("pairwise (max)", "pairwise_max"), ("pairwise (mean)", "pairwise_mean"),
-                            ("AUROC (max)", "auroc")):  # fmt: skip
+        for label, attr in ROWS:
             cells = [f"{100 * getattr(res[k], attr):.0f}%" if attr != "auroc" else f"{res[k].auroc:.2f}" for k in keys]
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

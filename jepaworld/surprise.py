@@ -10,8 +10,10 @@ over the video; in each window the first `context_frames` frames are the context
 - Pixel baseline (`PixelScorer`, a VideoMAE checkpoint): the mean squared error of the decoder's pixels for the
   future patches, its own training loss.
 
-Each window gives one error per future tubelet slot; a window's score is their mean, a frame's score the mean over
-the windows that hid it, and the video's scores are the mean and the max over windows.
+Each window gives one error per hidden token. A future tubelet slot's error is the mean over its tokens, or over its
+`top` largest fraction of them: a violation touches a few tokens (one small object), and the mean over a whole
+frame dilutes it with the error of everything else. A window's score is the mean over its slots, a frame's score
+the mean over the windows that hid it, and the video's scores are the mean and the max over windows.
 """
 
 from __future__ import annotations
@@ -47,44 +49,53 @@ class SurpriseError(ValueError):
 
 
 class Scorer:
-    """A video model that predicts the future time slots of clips from the first `k` slots."""
+    """A video model that predicts the future time slots of clips from the first `k` slots, on `device`."""
 
-    def __init__(self, method: Method, cfg: ExperimentConfig, spec: DataSpec, *, name: str) -> None:
+    def __init__(
+        self, method: Method, cfg: ExperimentConfig, spec: DataSpec, *, name: str, device: str | torch.device = "cpu"
+    ) -> None:
         if spec.frames <= 1:
             raise SurpriseError(
                 f"{name}: is an image checkpoint (frames=1); surprise needs a video checkpoint, "
                 "e.g. `jepaworld pretrain --preset vjepa-physics`"
             )
-        self.method, self.cfg, self.spec, self.name = method.eval(), cfg, spec, name
+        self.device = torch.device(device)
+        self.method, self.cfg, self.spec, self.name = method.eval().to(self.device), cfg, spec, name
         enc = method.eval_encoder
         self.grid, self.tubelet = enc.grid, enc.tubelet
         self.frames, self.img_size, self.frame_step = spec.frames, spec.img_size, cfg.data.frame_step
 
-    def slot_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
-        """clips (B, 3, T, S, S) in [0, 1], k context slots -> (B, t - k) error per future tubelet slot."""
+    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        """clips (B, 3, T, S, S) in [0, 1] on the scorer's device, k context slots -> (B, t - k, h * w) errors."""
         raise NotImplementedError
+
+    def slot_errors(self, clips: torch.Tensor, k: int, *, top: float = 1.0) -> torch.Tensor:
+        """(B, t - k) error per future slot: the mean of the `top` largest fraction of its token errors."""
+        err = self.token_errors(clips.to(self.device), k).float()  # (B, t - k, hw)
+        n = max(1, math.ceil(top * err.shape[-1]))
+        return (err.topk(n, dim=-1).values if n < err.shape[-1] else err).mean(-1)
 
     def future(self, batch: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         t, h, w = self.grid
         ctx, tgt = FutureFrames(frames=t, height=h, width=w, context_frames=k)(batch)
-        return ctx, tgt[:, 0]  # (B, Nc), (B, Nt)
+        return ctx.to(self.device), tgt[:, 0].to(self.device)  # (B, Nc), (B, Nt)
 
 
 class JEPAScorer(Scorer):
     @torch.inference_mode()
-    def slot_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
         m: JEPA = self.method  # type: ignore[assignment]
         B, (t, h, w) = clips.shape[0], self.grid
         ctx, tgt = self.future(B, k)
         target = gather_tokens(m.targets(clips), tgt)  # (B, Nt, D) layer-normed, from the full window
         _, pred = m.predict(clips, ctx, tgt.unsqueeze(1))  # (B, 1, Nt, D)
         err = (pred[:, 0].float() - target.float()).abs().mean(-1)  # (B, Nt)
-        return err.view(B, t - k, h * w).mean(-1)  # (B, t - k)
+        return err.view(B, t - k, h * w)
 
 
 class PixelScorer(Scorer):
     @torch.inference_mode()
-    def slot_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
         m: MAE = self.method  # type: ignore[assignment]
         B, (t, h, w) = clips.shape[0], self.grid
         keep, masked = self.future(B, k)
@@ -93,18 +104,29 @@ class PixelScorer(Scorer):
         if m.norm_pix_loss:  # compare in the space the decoder was trained to predict
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
         err = (pred - target).pow(2).mean(-1)  # (B, Nt)
-        return err.view(B, t - k, h * w).mean(-1)  # (B, t - k)
+        return err.view(B, t - k, h * w)
 
 
-def make_scorer(method: Method, cfg: ExperimentConfig, spec: DataSpec, *, name: str) -> Scorer:
+def make_scorer(
+    method: Method, cfg: ExperimentConfig, spec: DataSpec, *, name: str, device: str | torch.device = "cpu"
+) -> Scorer:
     if isinstance(method, JEPA):
-        return JEPAScorer(method, cfg, spec, name=name)
+        return JEPAScorer(method, cfg, spec, name=name, device=device)
     if isinstance(method, MAE):
-        return PixelScorer(method, cfg, spec, name=name)
+        return PixelScorer(method, cfg, spec, name=name, device=device)
     raise SurpriseError(f"{name}: method '{cfg.method.name}' has no surprise score; use a vjepa or videomae checkpoint")
 
 
-def load_scorer(path: str | Path | None) -> Scorer:
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error rather than a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SurpriseError(f"--device {name}: no CUDA GPU is visible here; pass --device cpu")
+    return torch.device(name)
+
+
+def load_scorer(path: str | Path | None, *, device: str | torch.device = "cpu") -> Scorer:
     """The scorer of a checkpoint (a run folder or .pt), or of the shipped default when `path` is None."""
     if path is None:
         if not DEFAULT_CHECKPOINT.exists():
@@ -112,14 +134,14 @@ def load_scorer(path: str | Path | None) -> Scorer:
                                 f"`{MAKE_DEFAULT}` or pass a CHECKPOINT")  # fmt: skip
         path = DEFAULT_CHECKPOINT
     method, cfg, spec, state = load_method(path)
-    return make_scorer(method, cfg, spec, name=state["path"])
+    return make_scorer(method, cfg, spec, name=state["path"], device=device)
 
 
 def random_scorer(like: Scorer, *, seed: int = 0) -> Scorer:
     """The same architecture as `like` with freshly initialised weights (a fixed seed): the chance baseline."""
     torch.manual_seed(seed)
     method = build_method(like.cfg, like.spec)
-    return make_scorer(method, like.cfg, like.spec, name=f"random init ({like.cfg.method.name})")
+    return make_scorer(method, like.cfg, like.spec, name=f"random init ({like.cfg.method.name})", device=like.device)
 
 
 @contextmanager
@@ -232,11 +254,15 @@ def score_frames(
     *,
     stride: int = 2,
     context_frames: int | None = None,
+    top: float = 1.0,
     batch_size: int = 32,
     name: str = "video",
     notes: list[str] | None = None,
 ) -> SurpriseResult:
-    """Surprise of uint8 frames (T, S, S, 3) at the scorer's resolution, window by window."""
+    """Surprise of uint8 frames (T, S, S, 3) at the scorer's resolution, window by window; `top` as in
+    `Scorer.slot_errors` (1.0: every token of a hidden slot counts)."""
+    if not 0.0 < top <= 1.0:
+        raise SurpriseError(f"{name}: top={top}; pass a fraction of tokens in (0, 1], e.g. --top 0.1")
     T = video.shape[0]
     k = context_slots(scorer, context_frames)
     step, tub = scorer.frame_step, scorer.tubelet
@@ -250,7 +276,7 @@ def score_frames(
     for i in range(0, len(starts), batch_size):
         idx = np.asarray(starts[i : i + batch_size])[:, None] + offsets[None, :]  # (b, frames)
         clips = torch.from_numpy(video[idx]).permute(0, 4, 1, 2, 3).float().div_(255.0)  # (b, 3, frames, S, S)
-        errors.append(scorer.slot_errors(clips, k).cpu().numpy())
+        errors.append(scorer.slot_errors(clips, k, top=top).cpu().numpy())
     slot_err = np.concatenate(errors)  # (W, t - k)
     # Map each hidden slot's error back onto the frames it covers; a frame's score averages over its windows.
     total, count = np.zeros(T), np.zeros(T)
@@ -268,11 +294,13 @@ def score_frames(
 
 
 def score_video(
-    scorer: Scorer, path: str | Path, *, stride: int = 2, context_frames: int | None = None
+    scorer: Scorer, path: str | Path, *, stride: int = 2, context_frames: int | None = None, top: float = 1.0
 ) -> SurpriseResult:
     """Surprise of any video file or folder of frames (resized to the checkpoint's resolution with a note)."""
     video, notes = load_video(path, scorer)
-    return score_frames(scorer, video, stride=stride, context_frames=context_frames, name=str(path), notes=notes)
+    return score_frames(
+        scorer, video, stride=stride, context_frames=context_frames, top=top, name=str(path), notes=notes
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------

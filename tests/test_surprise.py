@@ -15,6 +15,7 @@ from jepaworld.config import apply_overrides, get_preset
 from jepaworld.data.video import write_video
 from jepaworld.methods import DataSpec, build_method
 from jepaworld.surprise import (
+    Scorer,
     SurpriseError,
     load_scorer,
     load_video,
@@ -59,26 +60,35 @@ def test_window_starts_errors() -> None:
 
 
 class _FrameIndexScorer:
-    """A fake model whose error for a hidden slot is the mean frame index it covers (read from the pixels)."""
+    """A fake model with 2 tokens per slot: the first's error is the mean frame index the slot covers (read from
+    the pixels), the second's is 0. The real `Scorer.slot_errors` reduces them."""
 
-    name, frames, img_size, frame_step, tubelet, grid = "fake", 8, 4, 1, 2, (4, 1, 1)
+    name, frames, img_size, frame_step, tubelet, grid = "fake", 8, 4, 1, 2, (4, 2, 1)
+    device = torch.device("cpu")
+    slot_errors = Scorer.slot_errors
 
-    def slot_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
         B, _, T = clips.shape[:3]
         idx = clips[:, 0, :, 0, 0] * 255  # (B, T) the frame index written into each frame
-        return idx.view(B, T // 2, 2).mean(-1)[:, k:]  # (B, t - k)
+        slot = idx.view(B, T // 2, 2).mean(-1)[:, k:]  # (B, t - k)
+        return torch.stack([slot, torch.zeros_like(slot)], dim=-1)  # (B, t - k, 2)
 
 
 def test_per_frame_mapping() -> None:
     T = 14
     video = np.broadcast_to(np.arange(T, dtype=np.uint8)[:, None, None, None], (T, 4, 4, 3)).copy()
-    r = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4)  # type: ignore[arg-type]
+    r = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4, top=0.5)  # type: ignore[arg-type]
     assert r.starts == [0, 2, 4, 6]
-    # window s hides frames s+4..s+7 as slots (s+4, s+5) and (s+6, s+7); scores are the slot means
+    # window s hides frames s+4..s+7 as slots (s+4, s+5) and (s+6, s+7); top=0.5 keeps the larger token
     np.testing.assert_allclose(r.window_scores, [s + 5.5 for s in r.starts])
     assert np.isnan(r.frame_scores[:4]).all()  # never hidden: context of the first window
     np.testing.assert_allclose(r.frame_scores[4:], [f // 2 * 2 + 0.5 for f in range(4, T)])
     assert math.isclose(r.max, 11.5) and math.isclose(r.mean, np.mean([5.5, 7.5, 9.5, 11.5]))
+    # top=1.0 (the default) averages both tokens of a slot: half the scores
+    every = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4)  # type: ignore[arg-type]
+    np.testing.assert_allclose(every.window_scores, r.window_scores / 2)
+    with pytest.raises(SurpriseError, match="top=0"):
+        score_frames(_FrameIndexScorer(), video, top=0.0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("preset", ["vjepa-physics-micro", "videomae-physics-micro"])
@@ -127,6 +137,8 @@ def test_vjepa_checkpoint_round_trip_and_plot(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "v.pt", cfg=cfg, spec=SPEC, method=method)
     scorer = load_scorer(tmp_path / "v.pt")
     r = score_frames(scorer, _video(), name="v")
+    # a slot's top-10% token errors are at least their mean
+    assert (score_frames(scorer, _video(), name="v", top=0.1).window_scores >= r.window_scores - 1e-7).all()
     png = plot_results([r, r], tmp_path / "curve.png")
     assert png.stat().st_size > 1000
 
@@ -135,3 +147,12 @@ def test_peaks() -> None:
     x = np.array([np.nan, 1.0, 1.0, 5.0, 1.0, 1.0, 4.0, 1.0])
     assert peaks(x) == [3, 6]
     assert peaks(np.full(3, np.nan)) == []
+
+
+@pytest.mark.gpu
+def test_cuda_scores_match_cpu() -> None:
+    cpu = _scorer()
+    cuda = make_scorer(cpu.method, cpu.cfg, SPEC, name="cuda", device="cuda")  # moves the same weights
+    got = score_frames(cuda, _video(), top=0.25).window_scores
+    cpu = make_scorer(cuda.method, cuda.cfg, SPEC, name="cpu", device="cpu")
+    np.testing.assert_allclose(got, score_frames(cpu, _video(), top=0.25).window_scores, rtol=1e-3, atol=1e-5)

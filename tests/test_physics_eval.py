@@ -1,0 +1,50 @@
+"""Violation-of-expectation metrics against hand-computed values: pairwise (ties half), after divergence, AUROC."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jepaworld.physics_eval import OVERALL, VideoScore, event_max, metrics
+from jepaworld.surprise import SurpriseResult
+
+
+def _index(pairs: dict[str, str]) -> dict:
+    videos = [
+        {"file": f"{pair}_{kind}", "split": "test", "property": prop, "pair": pair, "kind": kind, "t_div": 10}
+        for pair, prop in pairs.items()
+        for kind in ("possible", "impossible")
+    ]
+    return {"properties": ["gravity", "color"], "control_properties": ["color"], "videos": videos}
+
+
+def test_metrics_by_hand() -> None:
+    index = _index({"g0": "gravity", "g1": "gravity", "c0": "color"})
+    scores = {
+        # g0: the max is a tie (both peaks in the shared prefix), the mean and the event windows favour impossible
+        "g0_possible": VideoScore(mean=0.1, max=0.5, event=0.2),
+        "g0_impossible": VideoScore(mean=0.2, max=0.5, event=0.3),
+        # g1: the possible twin is the more surprising one on every score
+        "g1_possible": VideoScore(mean=0.3, max=0.6, event=0.6),
+        "g1_impossible": VideoScore(mean=0.1, max=0.4, event=0.4),
+        "c0_possible": VideoScore(mean=0.1, max=0.1, event=0.1),
+        "c0_impossible": VideoScore(mean=0.2, max=0.2, event=0.2),
+    }
+    m = metrics(index, scores)
+    assert list(m) == ["gravity", "color", OVERALL]
+    g = m["gravity"]
+    assert (g.pairs, g.pairwise_max, g.pairwise_mean, g.pairwise_event) == (2, 0.25, 0.5, 0.5)
+    # AUROC of the max over the 4 gravity videos: impossible (0.5, 0.4) vs possible (0.5, 0.6) -> 0.5 / 4
+    assert g.auroc == pytest.approx(0.125)
+    assert m[OVERALL] == g  # the colour control is left out of overall
+    assert (m["color"].pairwise_max, m["color"].auroc) == (1.0, 1.0)
+
+
+def test_event_max_uses_windows_that_reach_the_divergence() -> None:
+    # 8-frame windows at 0, 2, 4, 6: they end at frames 7, 9, 11, 13
+    r = SurpriseResult(video="v", model="m", window=8, frame_step=1, context_frames=4, starts=[0, 2, 4, 6],
+                       window_scores=np.array([9.0, 1.0, 2.0, 3.0]), frame_scores=np.zeros(14))  # fmt: skip
+    assert event_max(r, 10) == 3.0  # windows 4 and 6 reach frame 10; the larger prefix peak is ignored
+    assert event_max(r, 8) == 3.0
+    assert event_max(r, None) == 9.0 == r.max
+    assert event_max(r, 50) == 9.0  # no window reaches it: the plain max

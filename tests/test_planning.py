@@ -237,3 +237,20 @@ def test_closest_approach_cost_crosses_the_door_with_the_true_dynamics():
             for r in ("min", "last")}  # fmt: skip
     assert runs["min"]["success_rate"] == 1.0
     assert runs["last"]["success_rate"] < runs["min"]["success_rate"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_planner_on_cuda(name):
+    """Candidates are drawn on the CPU generator and moved, so the plan lives on the cost's device."""
+    goal = target().cuda()
+    result = plan(
+        make_planner(name, **SMALL[name]),
+        lambda actions: (actions - goal).pow(2).sum((1, 2)),
+        horizon=H,
+        action_dim=A,
+        generator=torch.Generator().manual_seed(0),
+        device="cuda",
+    )
+    assert result.actions.device.type == "cuda"
+    assert torch.allclose(result.actions.cpu(), target(), atol=0.1)

@@ -464,9 +464,12 @@ def test_ddp_matches_single_process(straight, tmp_path: Path, metrics) -> None:
 
 
 @pytest.mark.gpu
-def test_train_on_cuda_with_bf16(tmp_path: Path, make_cfg, metrics) -> None:
+@pytest.mark.parametrize("preset", ["ijepa-digits-micro", "mae-digits-micro"])
+def test_train_on_cuda_with_bf16(preset: str, tmp_path: Path, make_cfg, metrics) -> None:
     cfg = make_cfg(
-        tmp_path / "run", **{"train.device": "cuda", "train.bf16": "true", "train.steps": 4, "train.log_every": 1}
+        tmp_path / "run",
+        preset,
+        **{"train.device": "cuda", "train.bf16": "true", "train.steps": 4, "train.log_every": 1},
     )
     result, _ = quiet_train(cfg)
     losses = [r["loss"] for r in metrics(result.run_dir)]

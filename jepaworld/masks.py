@@ -74,25 +74,48 @@ class MultiBlock2D:
     max_tries: int = 50
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
-        g, h, w = generator, self.height, self.width
+        # Vectorised over the batch: a Python loop per sample cost 110 ms at batch 512 (the whole step on a GPU).
+        g, h, w, B, M = generator, self.height, self.width, batch_size, self.num_targets
         bh, bw = _block_size(g, h, w, self.target_scale, self.target_aspect)
         ch, cw = _block_size(g, h, w, self.context_scale, (1.0, 1.0))
-        contexts, targets = [], []
-        for _ in range(batch_size):
-            for _ in range(self.max_tries):
-                blocks = [_place(g, h, w, bh, bw) for _ in range(self.num_targets)]
-                union = torch.stack(blocks).any(0)
-                ctx = _place(g, h, w, ch, cw) & ~union
-                if ctx.sum() >= self.min_keep:
-                    break
-            else:
-                raise RuntimeError(
-                    f"MultiBlock2D: no context with >= {self.min_keep} tokens after {self.max_tries} tries; "
-                    "lower mask.min_keep or the target scale"
-                )
-            contexts.append(ctx.flatten().nonzero().squeeze(1))
-            targets.append(torch.stack([b.flatten().nonzero().squeeze(1) for b in blocks]))  # (M, bh*bw)
-        return _equal_length(contexts, g), torch.stack(targets)
+        rows, cols = torch.arange(h).view(h, 1), torch.arange(w).view(1, w)
+        blocks = torch.zeros(B, M, h, w, dtype=torch.bool)
+        ctx = torch.zeros(B, h, w, dtype=torch.bool)
+        todo = torch.arange(B)  # samples still without a valid draw
+        for _ in range(self.max_tries):
+            n = len(todo)
+            b = _boxes(g, (n, M), h, w, bh, bw, rows, cols)  # (n, M, h, w)
+            c = _boxes(g, (n,), h, w, ch, cw, rows, cols) & ~b.any(1)  # (n, h, w)
+            blocks[todo], ctx[todo] = b, c
+            todo = todo[c.flatten(1).sum(1) < self.min_keep]  # redraw only the samples that kept too few
+            if len(todo) == 0:
+                break
+        else:
+            raise RuntimeError(
+                f"MultiBlock2D: no context with >= {self.min_keep} tokens after {self.max_tries} tries; "
+                "lower mask.min_keep or the target scale"
+            )
+        # Row-major nonzero lists each block's tokens in ascending order: (B, M, bh*bw).
+        targets = blocks.flatten(2).nonzero()[:, 2].view(B, M, bh * bw)
+        return _random_subsets(ctx.flatten(1), g), targets
+
+
+def _boxes(
+    g: torch.Generator, lead: tuple[int, ...], h: int, w: int, bh: int, bw: int, rows: torch.Tensor, cols: torch.Tensor
+) -> torch.Tensor:
+    """(*lead, h, w) bool maps, each with one bh x bw block at a uniformly random position."""
+    top = torch.randint(0, h - bh + 1, (*lead, 1, 1), generator=g)
+    left = torch.randint(0, w - bw + 1, (*lead, 1, 1), generator=g)
+    return (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
+
+
+def _random_subsets(keep: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """keep (B, N) bool -> (B, n) sorted indices: a uniformly random subset of each row's kept positions, of the
+    smallest row's size n (rows of exactly n keep everything), so the batch stacks without positional bias."""
+    n = int(keep.sum(1).min())
+    # Random keys for kept positions, +inf for the others: the n smallest keys are a uniform subset of the kept.
+    keys = torch.rand(keep.shape, generator=g).masked_fill_(~keep, float("inf"))
+    return keys.argsort(1)[:, :n].sort(1).values
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,8 @@ STRAIGHT = {"train.steps": 20, "train.log_every": 1, "train.diag_every": 10, "tr
 # Losses of the reference run (seed 0, one thread), recorded from this code; they catch silent numeric drift
 # (a changed initialisation, mask, augmentation, schedule or loss). Re-record them only for an intended change.
 GOLDEN_LOSSES = [
-    0.44195, 0.426581, 0.422002, 0.42525, 0.413287, 0.403885, 0.397353, 0.387783, 0.379613, 0.376962,
-    0.368222, 0.367473, 0.365556, 0.367786, 0.361902, 0.366718, 0.359865, 0.351754, 0.36288, 0.357794,
+    0.441819, 0.427174, 0.423554, 0.424453, 0.415912, 0.400812, 0.395516, 0.385859, 0.378993, 0.377066,
+    0.367742, 0.364736, 0.367757, 0.363244, 0.362114, 0.359928, 0.359864, 0.354171, 0.361752, 0.357869,
 ]  # fmt: skip
 
 
@@ -102,9 +102,10 @@ def test_golden_loss_curve(straight, metrics) -> None:
 def test_features_beat_random_init(tmp_path: Path, make_cfg, metrics) -> None:
     """A short run learns features that clearly beat the same architecture at its random init (kNN, digits).
 
-    Online target + VICReg, 600 steps of the micro model, mean-pooled kNN: seed 2 ends 56.4% against 42.8% for its
-    own initialisation (seeds 0 / 1: +0.3 / +10.5 points; deterministic with one thread). The assertion keeps a
-    5-point margin, so a change that stops the encoder learning fails here.
+    Online target + VICReg, 600 steps of the micro model, mean-pooled kNN: seed 2 ends 55.3% against 42.8% for its
+    own initialisation (seeds 0 / 1 / 3: +1.4 / +7.5 / +10.3 points; deterministic with one thread on torch
+    2.13.0+cpu, but another torch build gave seed 2 only +3.1). The assertion keeps a 5-point margin, so a change
+    that stops the encoder learning fails here; the seed spread says the margin is not a robust property of tiny runs.
     """
     cfg = make_cfg(
         tmp_path / "run",

@@ -1,14 +1,18 @@
-"""Intuitive-physics benchmark: V-JEPA vs a VideoMAE pixel baseline vs random init, at one CPU training budget.
+"""Intuitive-physics benchmark: V-JEPA vs a VideoMAE pixel baseline vs random init, at one training budget.
 
-    python benchmarks/physics_surprise.py                  # 15 min of training each, then the evaluation
-    python benchmarks/physics_surprise.py --minutes 8      # what fits a shared 2-core machine
+    python benchmarks/physics_surprise.py                          # 15 min of training each on this machine
+    python benchmarks/physics_surprise.py --minutes 8 --tops 1,0.1 # shorter; two token reductions
+    python benchmarks/physics_surprise.py --device cuda --steps 4000 --set model.patch_size=4 --markdown ''
 
 Both methods pretrain on the possible videos of the default suite (`jepaworld physics generate --out data/physics`,
-suite seed 0; generated if missing) for the same wall-clock budget (`--train.time_budget_s`), with the presets
-`vjepa-physics` and `videomae-physics` and training seed `--seed`. They are then scored, with a random-init copy of
-the V-JEPA architecture, on the suite's held-out test pairs (scene seeds disjoint from training) by
-`jepaworld.physics_eval`, and the table replaces the `physics` section of BENCHMARKS.md. Run folders that already
-hold a checkpoint are reused, so an interrupted run re-evaluates without retraining.
+suite seed 0; generated if missing) with the presets `vjepa-physics` and `videomae-physics` and training seed
+`--seed`. By default they get the same wall-clock budget: step times are calibrated round-robin and each method
+then trains for the steps that fit (`jepaworld.compare.train_equal_budget`), so its learning-rate schedule runs to
+the end. `--steps` trains both for a fixed number of steps instead (exploration, e.g. on a GPU). The trained models
+and a random-init copy of the V-JEPA architecture then score the suite's held-out test pairs (scene seeds disjoint
+from training) with `jepaworld.physics_eval`, once per `--tops` fraction, and the tables replace the `physics`
+section of BENCHMARKS.md. Run folders that already hold a checkpoint are reused, so an interrupted run re-evaluates
+without retraining.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from _sections import update_section  # benchmarks/ is on sys.path when a script runs
 
 from jepaworld.checkpoint import CHECKPOINT, read_checkpoint
+from jepaworld.compare import calibrate_steps, with_steps
 from jepaworld.config import apply_overrides, get_preset
 from jepaworld.physics import generate_suite
 from jepaworld.physics_eval import evaluate, format_table, to_json
@@ -32,65 +37,93 @@ from jepaworld.surprise import load_scorer, random_scorer
 from jepaworld.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = {"vjepa": "vjepa-physics", "videomae": "videomae-physics"}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=15.0, help="training wall time for each method")
+    p.add_argument("--minutes", type=float, default=15.0, help="equal training wall time for each method")
+    p.add_argument("--steps", type=int, default=0, help="train each method for this many steps instead of --minutes")
     p.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, masks)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda, for training and scoring")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per training process")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override of both presets")
+    p.add_argument("--tops", default="1,0.1", help="token fractions a hidden frame is scored by (see --top)")
     p.add_argument("--suite", default="data/physics", help="suite folder (default suite generated if missing)")
     p.add_argument("--out", default="runs/bench-physics", help="folder for the two runs and results.json")
     p.add_argument("--stride", type=int, default=2, help="surprise window stride in frames")
     p.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="file whose physics section is replaced")
     args = p.parse_args()
+    torch.set_num_threads(args.threads)
 
     suite, out = Path(args.suite), Path(args.out)
     if not (suite / "index.json").exists():
         generate_suite(suite, seed=0)
+    overrides = {
+        "data.path": str(suite), "train.seed": str(args.seed), "train.progress": "false",
+        "train.device": args.device, "train.threads": str(args.threads),
+    }  # fmt: skip
+    for kv in args.set:
+        key, _, value = kv.partition("=")
+        overrides[key] = value
+    cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in PRESETS.items()}
     load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    if all((out / name / CHECKPOINT).exists() for name in cfgs):
+        print(f"reusing the runs in {out}", flush=True)
+    else:
+        steps = {n: args.steps for n in cfgs} if args.steps else calibrate_steps(cfgs, 60 * args.minutes)
+        print("training steps: " + ", ".join(f"{n} {s}" for n, s in steps.items()), flush=True)
+        for name, cfg in cfgs.items():
+            train(with_steps(cfg, steps[name], out / name))
+    train_s = time.perf_counter() - t0
     runs = {}
-    for name, preset in (("vjepa", "vjepa-physics"), ("videomae", "videomae-physics")):
-        run = out / name
-        overrides = {
-            "data.path": str(suite), "train.out": str(run), "train.seed": str(args.seed),
-            "train.time_budget_s": str(60 * args.minutes), "train.steps": "100000", "train.progress": "false",
-        }  # fmt: skip
-        if not (run / CHECKPOINT).exists():
-            print(f"== training {preset} for {args.minutes:g} min", flush=True)
-            train(apply_overrides(get_preset(preset), overrides))
-        state = read_checkpoint(run)
-        runs[name] = {"preset": preset, "steps": state["step"], "seconds": round(state["elapsed"])}
+    for name in cfgs:
+        state = read_checkpoint(out / name)
+        runs[name] = {"preset": PRESETS[name], "steps": state["step"], "seconds": round(state["elapsed"])}
 
-    vjepa = load_scorer(out / "vjepa")
+    vjepa = load_scorer(out / "vjepa", device=args.device)
     scorers = {
         "V-JEPA": vjepa,
-        "VideoMAE (pixels)": load_scorer(out / "videomae"),
+        "VideoMAE (pixels)": load_scorer(out / "videomae", device=args.device),
         "random init (V-JEPA arch.)": random_scorer(vjepa, seed=0),
     }
     t0 = time.perf_counter()
-    results = evaluate(scorers, suite, stride=args.stride)
+    tables, results = [], {}
+    for top in [float(t) for t in args.tops.split(",")]:
+        res = evaluate(scorers, suite, stride=args.stride, top=top)
+        results[str(top)] = to_json(res)
+        tables.append(f"Hidden frames scored by the mean of {'all' if top == 1 else f'the top {top:g} of'} their "
+                      f"token errors (`--top {top:g}`):\n\n{format_table(res)}")  # fmt: skip
+        print(tables[-1], flush=True)
     eval_s = time.perf_counter() - t0
-    table = format_table(results)
-    print(table)
-    (out / "results.json").write_text(json.dumps({"runs": runs, "results": to_json(results)}, indent=2))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"runs": runs, "overrides": overrides, "results": results}, indent=2))
+    if not args.markdown:
+        return
 
     index = json.loads((suite / "index.json").read_text())
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    cmd = f"python benchmarks/physics_surprise.py --minutes {args.minutes:g} --seed {args.seed}"
+    device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
+    machine = f"{device}, {os.cpu_count()} cores, {args.threads} thread(s) per run, torch {torch.__version__}"
+    budget = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
+    sets = "".join(f" --set {kv}" for kv in args.set)
+    cmd = (f"python benchmarks/physics_surprise.py {budget} --seed {args.seed} --device {args.device} "
+           f"--threads {args.threads}{sets} --tops {args.tops}")  # fmt: skip
+    how = f"{args.steps} steps each" if args.steps else f"the same calibrated wall time of {args.minutes:g} min each"
     trained = "; ".join(f"{r['preset']}: {r['steps']} steps in {r['seconds']} s" for r in runs.values())
     body = f"""## Intuitive physics: surprise of V-JEPA vs a pixel baseline vs random init
 
-Command: `{cmd}` ({date}; {machine}; load average {load_start[0]:.1f} at the start: the cores were shared).
+Command: `{cmd}` ({date}; {machine}; load average {load_start[0]:.1f} at the start).
 
-Training: each method trained for the same wall-clock budget of {args.minutes:g} min on the {index["args"]["n_train"]}
-possible videos of the default suite (`jepaworld physics generate --out data/physics`, suite seed 0), training
-seed {args.seed}. {trained}. Held-out test: {len(index["videos"]) - index["args"]["n_train"]} videos,
-{index["args"]["n_pairs_per_property"]} pairs per property, scenes disjoint from training. Surprise windows of 8
-frames, stride {args.stride}, first 4 frames as context; a video's score is the max (or mean) over its windows.
-Evaluation took {eval_s:.0f} s.
+Training: {how}, on the {index["args"]["n_train"]} possible videos of the default suite (`jepaworld physics generate
+--out data/physics`, suite seed 0), training seed {args.seed}. {trained}; training took {train_s / 60:.0f} min in
+all, calibration included. Held-out test: {len(index["videos"]) - index["args"]["n_train"]} videos,
+{index["args"]["n_pairs_per_property"]} pairs per property, scenes disjoint from training. Surprise windows of
+{vjepa.frames} frames, stride {args.stride}, the first half as context; a video's score is the max (or mean) over
+its windows. Evaluation took {eval_s:.0f} s.
 
-{table}
+{chr(10).join(tables)}
 
 Pairwise: the share of pairs whose impossible video scores higher than its possible twin (ties count half). AUROC:
 over all test videos of a property, impossible = 1. "overall" excludes the colour control, which a representation

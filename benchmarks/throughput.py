@@ -6,6 +6,7 @@ augmentation, mask sampling, the target forward, the context forward and backwar
 It times the real trainer (`jepaworld.train.train`) on Fashion-MNIST, excluding the first steps as warm-up.
 
     python benchmarks/throughput.py [--steps 60] [--threads 2]
+    python benchmarks/throughput.py --device cuda [--batch 256]     # GPU rows, in their own section
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import platform
 import tempfile
 import time
@@ -30,21 +32,23 @@ from jepaworld.methods import build_method
 from jepaworld.train import EpochSampler, spec_of, train
 
 
-def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int) -> float:
+def measure(preset: str, *, bf16: bool, steps: int, warmup: int, threads: int, device: str, batch: int) -> float:
     """Images per second over the steps after `warmup`, from the trainer's own per-step timing."""
     rates = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in (warmup, steps):
+        # An untimed first run takes the process's one-time costs (lazy CUDA/cuBLAS set-up, first kernels of a
+        # dtype): counted in the short run only, they would shrink the difference and inflate the rate.
+        for i, n in enumerate((warmup, warmup, steps)):
             cfg = apply_overrides(get_preset(preset), {
-                "train.steps": str(n), "train.out": f"{tmp}/{n}", "train.bf16": str(bf16),
-                "train.threads": str(threads),
+                "train.steps": str(n), "train.out": f"{tmp}/{i}", "train.bf16": str(bf16),
+                "train.threads": str(threads), "train.device": device, "train.batch_size": str(batch),
                 "train.progress": "false", "train.log_every": "1000000", "train.diag_every": "1000000",
                 "train.ckpt_every": "1000000",
             })  # fmt: skip
             with contextlib.redirect_stdout(io.StringIO()):
                 rates.append(train(cfg).seconds)
     # Difference of two runs cancels start-up and warm-up steps: (steps - warmup) steps in (t_steps - t_warmup).
-    return (steps - warmup) * cfg.train.batch_size / (rates[1] - rates[0])
+    return (steps - warmup) * batch / (rates[2] - rates[1])
 
 
 def step_gflops(preset: str, *, steps: int) -> float:
@@ -81,6 +85,36 @@ def matmul_gflops(*, repeats: int = 20) -> float:
     return max(rates)
 
 
+def measure_cuda(args: argparse.Namespace) -> None:
+    """GPU rows: the same trainer step on CUDA, fp32 vs bf16 autocast, into the `throughput-cuda` section."""
+    rows = []
+    for preset in args.presets.split(","):
+        for precision in args.precisions.split(","):
+            rate = measure(preset, bf16=precision == "bf16", steps=args.steps, warmup=args.warmup,
+                           threads=args.threads, device="cuda", batch=args.batch)  # fmt: skip
+            rows.append({"preset": preset, "precision": precision, "batch": args.batch, "img_per_s": round(rate)})
+            print(json.dumps(rows[-1]), flush=True)
+    gpu = torch.cuda.get_device_name()
+    cmd = (f"python benchmarks/throughput.py --device cuda --batch {args.batch} --steps {args.steps} "
+           f"--warmup {args.warmup} --threads {args.threads}")  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": {"command": cmd, "gpu": gpu}, "rows": rows}, indent=2))
+    table = "\n".join(f"| {r['preset']} | {r['precision']} | {r['batch']} | {r['img_per_s']} |" for r in rows)
+    update_section(
+        f"throughput-cuda-{args.batch}",
+        f"""## Training throughput on a GPU (one full trainer step, batch {args.batch})
+
+- command: `{cmd}`; {time.strftime("%Y-%m-%d")}; {gpu}, torch {torch.__version__}, {os.cpu_count()} CPU cores
+- the CPU section's configuration and step (data loading and masks stay on the CPU, {args.threads} thread(s));
+  mean over steps {args.warmup}..{args.steps}
+
+| preset | precision | batch | img/s |
+|---|---|---|---|
+{table}
+""",
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=60)
@@ -89,16 +123,21 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/throughput.json")
     p.add_argument("--presets", default="ijepa-fmnist,mae-fmnist")
     p.add_argument("--precisions", default="fp32,bf16")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (cuda rows go to their own section)")
+    p.add_argument("--batch", type=int, default=64, help="images per step (the reference configuration uses 64)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        return measure_cuda(args)
     peak = matmul_gflops()
     print(f"matmul peak {peak:.0f} GFLOP/s on {args.threads} threads", flush=True)
     rows = []
     for preset in args.presets.split(","):
         gflop = step_gflops(preset, steps=20)  # the arithmetic is the same in either precision
         for bf16 in [p == "bf16" for p in args.precisions.split(",")]:
-            rate = measure(preset, bf16=bf16, steps=args.steps, warmup=args.warmup, threads=args.threads)
-            batch = get_preset(preset).train.batch_size
+            rate = measure(preset, bf16=bf16, steps=args.steps, warmup=args.warmup, threads=args.threads,
+                           device="cpu", batch=args.batch)  # fmt: skip
+            batch = args.batch
             rows.append({
                 "preset": preset, "precision": "bf16" if bf16 else "fp32", "img_per_s": round(rate, 1),
                 "gflop_per_step": round(gflop, 1), "achieved_gflops": round(gflop * rate / batch),

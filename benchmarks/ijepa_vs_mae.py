@@ -7,6 +7,7 @@ online target and no regulariser, with VICReg and with SIGReg, and the EMA defau
 same budget.
 
     python benchmarks/ijepa_vs_mae.py --minutes 10 [--pools mean,grid2] [--no-collapse] [--seed 0]
+    python benchmarks/ijepa_vs_mae.py --minutes 30 --rows "I-JEPA EMA + VICReg,MAE"   # chosen rows only
 
 Writes benchmarks/results/fmnist-<minutes>min/ and the `fmnist-<minutes>min` section of BENCHMARKS.md.
 """
@@ -28,6 +29,9 @@ from jepaworld.config import apply_overrides, get_preset
 from jepaworld.probe import format_table
 
 ROOT = Path(__file__).resolve().parents[1]
+MAIN = {"I-JEPA": "ijepa-fmnist", "MAE": "mae-fmnist"}
+COLLAPSE = {"I-JEPA no EMA, no reg": "ijepa-fmnist-noema", "I-JEPA + VICReg": "ijepa-fmnist-vicreg",
+            "I-JEPA EMA + VICReg": "ijepa-fmnist-ema-vicreg", "I-JEPA + SIGReg": "ijepa-fmnist-sigreg"}  # fmt: skip
 
 
 def main() -> None:
@@ -35,6 +39,7 @@ def main() -> None:
     p.add_argument("--minutes", type=float, default=10.0, help="wall-clock pretraining budget per method")
     p.add_argument("--pools", default="mean,grid2", help="probe poolings, comma-separated (see probe.POOLS)")
     p.add_argument("--no-collapse", action="store_true", help="skip the collapse-study rows")
+    p.add_argument("--rows", default="", help=f"train only these rows, comma-separated: {', '.join(MAIN | COLLAPSE)}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-train", type=int, default=0, help="labelled images for linear/kNN probes (0 = all 60k)")
     p.add_argument("--max-iter", type=int, default=1000, help="L-BFGS iterations of each logistic regression")
@@ -43,11 +48,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "benchmarks" / "results" / f"fmnist-{args.minutes:g}min"
-    presets = {"I-JEPA": "ijepa-fmnist", "MAE": "mae-fmnist"}
-    if not args.no_collapse:
-        presets |= {"I-JEPA no EMA, no reg": "ijepa-fmnist-noema", "I-JEPA + VICReg": "ijepa-fmnist-vicreg",
-                    "I-JEPA EMA + VICReg": "ijepa-fmnist-ema-vicreg",
-                    "I-JEPA + SIGReg": "ijepa-fmnist-sigreg"}  # fmt: skip
+    presets = MAIN if args.no_collapse else MAIN | COLLAPSE
+    if args.rows:
+        unknown = [r for r in args.rows.split(",") if r not in MAIN | COLLAPSE]
+        if unknown:
+            p.error(f"unknown rows {unknown}; choose from {', '.join(MAIN | COLLAPSE)}")
+        presets = {r: (MAIN | COLLAPSE)[r] for r in args.rows.split(",")}
     overrides = {"train.seed": str(args.seed), "train.progress": "false", "train.threads": str(args.threads)}
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in presets.items()}
     t0, load = time.time(), os.getloadavg()[0]
@@ -56,7 +62,7 @@ def main() -> None:
     else:
         runs = train_equal_budget(cfgs, seconds=60 * args.minutes, out=out)
     train_wall = time.time() - t0
-    first = cfgs["I-JEPA"]
+    first = next(iter(cfgs.values()))  # its data and probe settings are shared by every row
     first = dataclasses.replace(first, probe=dataclasses.replace(first.probe, max_train=args.max_train,
                                                                   max_iter=args.max_iter))  # fmt: skip
     sections = []
@@ -70,7 +76,7 @@ def main() -> None:
                f"the whole training part took {train_wall / 60:.0f} min of real time on this machine")  # fmt: skip
     body = f"""## Fashion-MNIST: I-JEPA vs MAE at {args.minutes:g} minutes per method
 
-- command: `{cmd}`{" --no-collapse" if args.no_collapse else ""}
+- command: `{cmd}`{" --no-collapse" if args.no_collapse else ""}{f' --rows "{args.rows}"' if args.rows else ""}
 - seed {args.seed}; {platform.machine()}, {args.threads} threads, torch {torch.__version__};
   {time.strftime("%Y-%m-%d %H:%M")}; load average {load:.1f} at the start (2 cores: above 1 another process shared them)
 - all rows train for the same calibrated wall time ({args.minutes:g} min at the measured step time); {trained}

@@ -14,7 +14,8 @@ On TwoRooms it also:
 - runs the guardrail demonstration: fixed start/goal pairs whose straight path crosses a keep-out disc, planned
   with the plain goal cost and with goal cost + KeepOut (through the latent->state probe).
 
-Writes the section between ``<!-- worldmodel:start -->`` and ``<!-- worldmodel:end -->`` of BENCHMARKS.md.
+Each environment gets its own section of BENCHMARKS.md (``<!-- worldmodel-<env>:start -->`` .. ``:end``), so
+running one environment leaves the others' results in place.
 
     python benchmarks/world_model.py --envs tworooms --episodes 100 --train-seconds 900 --ablate-cov 0.5
 """
@@ -181,9 +182,20 @@ def main() -> int:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()[0]
-    lines = []
     eval_seed = args.seed + 1000
+    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    meta = (
+        f"`{command}` — seed {args.seed} (data seeds from {args.seed}, evaluation episodes seeds {eval_seed}.."
+        f"{eval_seed + args.episodes - 1}), {dt.date.today().isoformat()}, {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores (load average {load:.1f} at start{'; ' + args.note if args.note else ''}), "
+        f"torch {torch.__version__}, 1 thread, training budget {args.train_seconds:g} s per model. Planning time is "
+        "wall time per decision (one plan of H held actions) and per environment step (each plan serves frame_step "
+        "steps). Success: the env's own criterion. Goal cost `min`: the closest approach to the goal embedding "
+        'anywhere in the horizon (`GoalCost(reduction="min")`, the default of `plan eval`).'
+    )
+    path = Path(args.markdown)
     for env in [env_name(e) for e in args.envs.split(",")]:
+        lines = []
         data, run = train_model(env, args, root)
         model, cfg, probe, model_lines = _model_lines(env, run, data, args, "the preset")
         lines += [*model_lines, *HEAD]
@@ -231,21 +243,8 @@ def main() -> int:
             lines.append("|---|---|---|---|---|")
             lines.extend(keep_out_demo(model, probe, k, args, root / "keep-out-demo"))
             print("\n".join(lines[-4:]), flush=True)
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
-    header = [
-        "## World models: planning in the environment",
-        "",
-        f"`{command}` — seed {args.seed} (data seeds from {args.seed}, evaluation episodes seeds {eval_seed}.."
-        f"{eval_seed + args.episodes - 1}), {dt.date.today().isoformat()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores (load average {load:.1f} at start{'; ' + args.note if args.note else ''}), "
-        f"torch {torch.__version__}, 1 thread, training budget {args.train_seconds:g} s per model. Planning time is "
-        "wall time per decision (one plan of H held actions) and per environment step (each plan serves frame_step "
-        "steps). Success: the env's own criterion. Goal cost `min`: the closest approach to the goal embedding "
-        'anywhere in the horizon (`GoalCost(reduction="min")`, the default of `plan eval`).',
-    ]
-    path = Path(args.markdown)
-    update_section("worldmodel", "\n".join([*header, *lines]), path)
-    print(f"written: {path}")
+        update_section(f"worldmodel-{env}", "\n".join([f"## World models: planning in {env}", "", meta, *lines]), path)
+        print(f"written: section worldmodel-{env} of {path}", flush=True)
     return 0
 
 

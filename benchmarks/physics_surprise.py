@@ -69,7 +69,8 @@ def main() -> None:
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in PRESETS.items()}
     load_start = os.getloadavg()
     t0 = time.perf_counter()
-    if all((out / name / CHECKPOINT).exists() for name in cfgs):
+    reused = all((out / name / CHECKPOINT).exists() for name in cfgs)
+    if reused:
         print(f"reusing the runs in {out}", flush=True)
     else:
         steps = {n: args.steps for n in cfgs} if args.steps else calibrate_steps(cfgs, 60 * args.minutes)
@@ -109,19 +110,22 @@ def main() -> None:
     budget = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
     sets = "".join(f" --set {kv}" for kv in args.set)
     cmd = (f"python benchmarks/physics_surprise.py {budget} --seed {args.seed} --device {args.device} "
-           f"--threads {args.threads}{sets} --tops {args.tops}")  # fmt: skip
+           f"--threads {args.threads}{sets} --tops {args.tops} --stride {args.stride} "
+           f"--suite {args.suite}")  # fmt: skip
     how = f"{args.steps} steps each" if args.steps else f"the same calibrated wall time of {args.minutes:g} min each"
+    n_train, pairs, suite_seed = (index["args"][k] for k in ("n_train", "n_pairs_per_property", "seed"))
+    n_test = len(index["videos"]) - n_train
+    took = "runs reused from an earlier invocation" if reused else f"training took {train_s / 60:.0f} min in all"
     trained = "; ".join(f"{r['preset']}: {r['steps']} steps in {r['seconds']} s" for r in runs.values())
     body = f"""## Intuitive physics: surprise of V-JEPA vs a pixel baseline vs random init
 
 Command: `{cmd}` ({date}; {machine}; load average {load_start[0]:.1f} at the start).
 
-Training: {how}, on the {index["args"]["n_train"]} possible videos of the default suite (`jepaworld physics generate
---out data/physics`, suite seed 0), training seed {args.seed}. {trained}; training took {train_s / 60:.0f} min in
-all, calibration included. Held-out test: {len(index["videos"]) - index["args"]["n_train"]} videos,
-{index["args"]["n_pairs_per_property"]} pairs per property, scenes disjoint from training. Surprise windows of
-{vjepa.frames} frames, stride {args.stride}, the first half as context; a video's score is the max (or mean) over
-its windows. Evaluation took {eval_s:.0f} s.
+Training: {how}, on the {n_train} possible videos of the suite `{suite}` (suite seed {suite_seed}; the default
+is `jepaworld physics generate --out data/physics`), training seed {args.seed}. {trained}; {took}.
+Held-out test: {n_test} videos, {pairs} pairs per property,
+scenes disjoint from training. Surprise windows of {vjepa.frames} frames, stride {args.stride}, the first half as
+context; a video's score is the max (or mean) over its windows. Evaluation took {eval_s:.0f} s.
 
 {chr(10).join(tables)}
 

@@ -39,22 +39,6 @@ def _block_size(
     return bh, bw
 
 
-def _place(g: torch.Generator, h: int, w: int, bh: int, bw: int) -> torch.Tensor:
-    """A (h, w) bool map with one bh x bw block at a uniformly random position."""
-    top = int(torch.randint(0, h - bh + 1, (), generator=g))
-    left = int(torch.randint(0, w - bw + 1, (), generator=g))
-    m = torch.zeros(h, w, dtype=torch.bool)
-    m[top : top + bh, left : left + bw] = True
-    return m
-
-
-def _equal_length(sets: list[torch.Tensor], g: torch.Generator) -> torch.Tensor:
-    """Stack index sets of different sizes by keeping a uniformly random subset of the smallest size."""
-    n = min(len(s) for s in sets)
-    out = [s if len(s) == n else s[torch.randperm(len(s), generator=g)[:n]].sort().values for s in sets]
-    return torch.stack(out)
-
-
 @dataclass(frozen=True)
 class MultiBlock2D:
     """I-JEPA multi-block mask on an (h, w) patch grid.
@@ -145,21 +129,32 @@ class MultiBlock3D:
         return cls(frames=frames, height=height, width=width, num_blocks=2, scale=(0.7, 0.7))
 
     def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
-        g, t, h, w = generator, self.frames, self.height, self.width
-        contexts, targets = [], []
-        for _ in range(batch_size):
-            for _ in range(self.max_tries):
-                union = torch.zeros(h, w, dtype=torch.bool)
-                for _ in range(self.num_blocks):
-                    union |= _place(g, h, w, *_block_size(g, h, w, self.scale, self.aspect))
-                if (~union).sum() * t >= self.min_keep:
-                    break
-            else:
-                raise RuntimeError(f"MultiBlock3D: context kept < {self.min_keep} tokens; lower the block scale")
-            tube = union.expand(t, h, w).flatten()  # (t*h*w,)
-            contexts.append((~tube).nonzero().squeeze(1))
-            targets.append(tube.nonzero().squeeze(1))
-        return _equal_length(contexts, g), _equal_length(targets, g).unsqueeze(1)
+        # Vectorised over the batch like MultiBlock2D; every block of every sample draws its own size.
+        g, t, h, w, B, K = generator, self.frames, self.height, self.width, batch_size, self.num_blocks
+        rows, cols = torch.arange(h).view(h, 1), torch.arange(w).view(1, w)
+        union = torch.zeros(B, h, w, dtype=torch.bool)
+        todo = torch.arange(B)
+        for _ in range(self.max_tries):
+            n = len(todo)
+            area = _uniforms(g, (n, K), *self.scale) * h * w
+            ar = _uniforms(g, (n, K), math.log(self.aspect[0]), math.log(self.aspect[1])).exp()
+            bh = (area * ar).sqrt().round().clamp(1, h).long()[..., None, None]  # (n, K, 1, 1)
+            bw = (area / ar).sqrt().round().clamp(1, w).long()[..., None, None]
+            top = (torch.rand(n, K, 1, 1, generator=g) * (h - bh + 1)).long()  # uniform in [0, h - bh]
+            left = (torch.rand(n, K, 1, 1, generator=g) * (w - bw + 1)).long()
+            u = ((rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)).any(1)  # (n, h, w)
+            union[todo] = u
+            todo = todo[(~u).flatten(1).sum(1) * t < self.min_keep]
+            if len(todo) == 0:
+                break
+        else:
+            raise RuntimeError(f"MultiBlock3D: context kept < {self.min_keep} tokens; lower the block scale")
+        tube = union.unsqueeze(1).expand(B, t, h, w).flatten(1)  # (B, t*h*w)
+        return _random_subsets(~tube, g), _random_subsets(tube, g).unsqueeze(1)
+
+
+def _uniforms(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)
 
 
 @dataclass(frozen=True)

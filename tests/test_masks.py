@@ -169,6 +169,22 @@ def test_multiblock3d_batch_no_leak_through_time(kind: str) -> None:
         assert tgt.shape[2] > ctx.shape[1]
 
 
+def test_multiblock3d_blocks_cover_the_grid_without_positional_bias() -> None:
+    """Over many draws every position is a target, and target coverage is symmetric under a 180° rotation."""
+    t, h, w = 2, 8, 8
+    mask, g, count = MultiBlock3D.short_range(t, h, w), gen(0), torch.zeros(h * w)
+    for _ in range(100):
+        _, tgt = mask(8, g)
+        count += torch.bincount(tgt[:, 0].flatten() % (h * w), minlength=h * w).float()
+    cov = (count / count.mean()).view(h, w)
+    assert (cov > 0).all()
+    tl, br = cov[: h // 2, : w // 2].sum(), cov[h // 2 :, w // 2 :].sum()
+    assert abs(tl - br) / (tl + br) < 0.05, (tl, br)
+    # Each short-range block covers 15% of the grid; 8 of them, overlapping, cover 1 - 0.85^8 = 73% on average
+    # (less after the batch is cut to its smallest target).
+    assert 0.4 < count.sum() / (100 * 8 * t * h * w) < 0.8
+
+
 def test_multiblock3d_seeding() -> None:
     mask = MultiBlock3D.short_range(2, 8, 8)
     a, b, c = mask(4, gen(5)), mask(4, gen(5)), mask(4, gen(6))

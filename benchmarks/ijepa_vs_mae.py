@@ -76,7 +76,7 @@ def main() -> None:
                f"the whole training part took {train_wall / 60:.0f} min of real time on this machine")  # fmt: skip
     body = f"""## Fashion-MNIST: I-JEPA vs MAE at {args.minutes:g} minutes per method
 
-- command: `{cmd}`{" --no-collapse" if args.no_collapse else ""}{f' --rows "{args.rows}"' if args.rows else ""}
+- command: `{cmd}{" --no-collapse" if args.no_collapse else ""}{f' --rows "{args.rows}"' if args.rows else ""}`
 - seed {args.seed}; {platform.machine()}, {args.threads} threads, torch {torch.__version__};
   {time.strftime("%Y-%m-%d %H:%M")}; load average {load:.1f} at the start (2 cores: above 1 another process shared them)
 - all rows train for the same calibrated wall time ({args.minutes:g} min at the measured step time); {trained}
@@ -85,7 +85,7 @@ def main() -> None:
   10-shot logistic regression (mean ± std over 5 seeds); test set 10k. `rank` is the final effective rank
   (RankMe) of the mean-pooled eval-encoder features.
 
-{chr(10).join(sections)}
+{(chr(10) * 2).join(sections)}
 """
     section = f"fmnist-{args.minutes:g}min"  # one section per budget, so the 10- and 30-minute tables coexist
     update_section(section, body)

@@ -86,7 +86,7 @@ def matmul_gflops(*, repeats: int = 20) -> float:
 
 
 def measure_cuda(args: argparse.Namespace) -> None:
-    """GPU rows: the same trainer step on CUDA, fp32 vs bf16 autocast, into the `throughput-cuda` section."""
+    """GPU rows: the same trainer step on CUDA, fp32 vs bf16 autocast, into the `throughput-cuda-<batch>` section."""
     rows = []
     for preset in args.presets.split(","):
         for precision in args.precisions.split(","):
@@ -120,13 +120,15 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", default="benchmarks/results/throughput.json")
+    p.add_argument("--out", default="", help="results JSON (default benchmarks/results/throughput[-cuda-BATCH].json)")
     p.add_argument("--presets", default="ijepa-fmnist,mae-fmnist")
     p.add_argument("--precisions", default="fp32,bf16")
     p.add_argument("--device", default="cpu", help="cpu | cuda (cuda rows go to their own section)")
     p.add_argument("--batch", type=int, default=64, help="images per step (the reference configuration uses 64)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    suffix = f"-cuda-{args.batch}" if args.device == "cuda" else ""
+    args.out = args.out or f"benchmarks/results/throughput{suffix}.json"
     if args.device == "cuda":
         return measure_cuda(args)
     peak = matmul_gflops()

@@ -23,20 +23,23 @@ import torch
 Masks = tuple[torch.Tensor, torch.Tensor]
 
 
-def _uniform(g: torch.Generator, lo: float, hi: float) -> float:
-    return lo + (hi - lo) * torch.rand((), generator=g).item()
+def _uniforms(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
+    return lo + (hi - lo) * torch.rand(shape, generator=g).double()  # float32 draws, float64 arithmetic
 
 
-def _block_size(
-    g: torch.Generator, h: int, w: int, scale: tuple[float, float], aspect: tuple[float, float]
-) -> tuple[int, int]:
-    """Sample a block (bh, bw) whose area is a `scale` fraction of h*w with aspect ratio bh/bw in `aspect`."""
-    area = _uniform(g, *scale) * h * w
+def _block_sizes(
+    g: torch.Generator, shape: tuple[int, ...], h: int, w: int, scale: tuple[float, float], aspect: tuple[float, float]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block sizes (bh, bw), each long of `shape`: area a `scale` fraction of h*w, aspect ratio bh/bw in `aspect`."""
+    area = _uniforms(g, shape, *scale) * h * w
     # Log-uniform aspect so that 0.75 and 1.5 are equally likely deviations from square.
-    ar = math.exp(_uniform(g, math.log(aspect[0]), math.log(aspect[1])))
-    bh = max(1, min(h, round(math.sqrt(area * ar))))
-    bw = max(1, min(w, round(math.sqrt(area / ar))))
-    return bh, bw
+    ar = _uniforms(g, shape, math.log(aspect[0]), math.log(aspect[1])).exp()
+    return (area * ar).sqrt().round().clamp(1, h).long(), (area / ar).sqrt().round().clamp(1, w).long()
+
+
+def _box_maps(rows: torch.Tensor, cols: torch.Tensor, top, left, bh, bw) -> torch.Tensor:
+    """Bool maps over (rows, cols) that are True inside the blocks [top, top + bh) x [left, left + bw)."""
+    return (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
 
 
 @dataclass(frozen=True)
@@ -60,8 +63,8 @@ class MultiBlock2D:
     def __call__(self, batch_size: int, generator: torch.Generator) -> Masks:
         # Vectorised over the batch: a Python loop per sample cost 110 ms at batch 512 (the whole step on a GPU).
         g, h, w, B, M = generator, self.height, self.width, batch_size, self.num_targets
-        bh, bw = _block_size(g, h, w, self.target_scale, self.target_aspect)
-        ch, cw = _block_size(g, h, w, self.context_scale, (1.0, 1.0))
+        bh, bw = (int(x) for x in _block_sizes(g, (), h, w, self.target_scale, self.target_aspect))
+        ch, cw = (int(x) for x in _block_sizes(g, (), h, w, self.context_scale, (1.0, 1.0)))
         rows, cols = torch.arange(h).view(h, 1), torch.arange(w).view(1, w)
         blocks = torch.zeros(B, M, h, w, dtype=torch.bool)
         ctx = torch.zeros(B, h, w, dtype=torch.bool)
@@ -90,7 +93,7 @@ def _boxes(
     """(*lead, h, w) bool maps, each with one bh x bw block at a uniformly random position."""
     top = torch.randint(0, h - bh + 1, (*lead, 1, 1), generator=g)
     left = torch.randint(0, w - bw + 1, (*lead, 1, 1), generator=g)
-    return (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
+    return _box_maps(rows, cols, top, left, bh, bw)
 
 
 def _random_subsets(keep: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -136,13 +139,10 @@ class MultiBlock3D:
         todo = torch.arange(B)
         for _ in range(self.max_tries):
             n = len(todo)
-            area = _uniforms(g, (n, K), *self.scale) * h * w
-            ar = _uniforms(g, (n, K), math.log(self.aspect[0]), math.log(self.aspect[1])).exp()
-            bh = (area * ar).sqrt().round().clamp(1, h).long()[..., None, None]  # (n, K, 1, 1)
-            bw = (area / ar).sqrt().round().clamp(1, w).long()[..., None, None]
+            bh, bw = (x[..., None, None] for x in _block_sizes(g, (n, K), h, w, self.scale, self.aspect))  # (n,K,1,1)
             top = (torch.rand(n, K, 1, 1, generator=g) * (h - bh + 1)).long()  # uniform in [0, h - bh]
             left = (torch.rand(n, K, 1, 1, generator=g) * (w - bw + 1)).long()
-            u = ((rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)).any(1)  # (n, h, w)
+            u = _box_maps(rows, cols, top, left, bh, bw).any(1)  # (n, h, w)
             union[todo] = u
             todo = todo[(~u).flatten(1).sum(1) * t < self.min_keep]
             if len(todo) == 0:
@@ -151,10 +151,6 @@ class MultiBlock3D:
             raise RuntimeError(f"MultiBlock3D: context kept < {self.min_keep} tokens; lower the block scale")
         tube = union.unsqueeze(1).expand(B, t, h, w).flatten(1)  # (B, t*h*w)
         return _random_subsets(~tube, g), _random_subsets(tube, g).unsqueeze(1)
-
-
-def _uniforms(g: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64)
 
 
 @dataclass(frozen=True)

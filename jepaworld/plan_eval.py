@@ -366,9 +366,10 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
                            decisions=decisions, final_distance=_distance(name, states[-1], goal_state),
                            violations=violations, error=error)  # fmt: skip
     if out is not None:
-        # Not strict: an episode that failed mid-plan has one more start than finished plans.
+        # An episode that failed mid-plan has one more start than finished plans: pair the finished ones.
+        planned_from = costs.starts[: len(recorder.plans)]
         imagined = [probe(torch.cat([z0, costs.imagine(z0, plan)])).numpy()[:, dims]
-                    for z0, plan in zip(costs.starts, recorder.plans, strict=False)]  # fmt: skip
+                    for z0, plan in zip(planned_from, recorder.plans, strict=True)]  # fmt: skip
         walls = environment.blocked_regions() if hasattr(environment, "blocked_regions") else []
         save_episode_png(out / f"episode_{i:03d}.png", frames=adapter.frames, goal_frame=goal_pixels,
                          states=states[:, dims], goal=np.asarray(goal_state)[dims], imagined=imagined,

@@ -1,6 +1,6 @@
 """The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
 
-    jepaworld physics generate --out DIR [--n-train N] [--pairs P] [--size S] [--frames T] [--seed SEED]
+    jepaworld physics generate --out DIR [--n-train N] [--scenes N] [--size S] [--frames T] [--seed SEED]
     jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [scoring options]
     jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--plot P] [--json J] [scoring options]
 
@@ -43,7 +43,13 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     g = sub.add_parser("generate", help="write an intuitive-physics suite (mp4 files + index.json)")
     g.add_argument("--out", required=True, help="folder to write (must not hold a suite already)")
     g.add_argument("--n-train", type=int, default=400, help="possible training videos (default 400)")
-    g.add_argument("--pairs", type=int, default=20, help="test pairs per property (default 20)")
+    g.add_argument(
+        "--scenes",
+        type=int,
+        default=12,
+        help="test scenes per property (default 12): a content-balanced "
+        "quadruplet (2 matched pairs) for permanence, continuity, shape and colour, 1 pair for the rest",
+    )
     g.add_argument("--size", type=int, default=64, help="frame side in pixels (default 64)")
     g.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     g.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
@@ -70,13 +76,13 @@ def _generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{out} already holds a suite; remove it or pass another --out")
     try:
         index = generate_suite(
-            out, n_train=args.n_train, n_pairs_per_property=args.pairs, size=args.size, frames=args.frames,
+            out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,
             seed=args.seed,
         )  # fmt: skip
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
     n_test = sum(v["split"] == "test" for v in index["videos"])
-    print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({args.pairs} pairs per property), "
+    print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({args.scenes} scenes per property), "
           f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}; index {out / 'index.json'}")  # fmt: skip
     return 0
 
@@ -97,7 +103,9 @@ def _eval(args: argparse.Namespace) -> int:
     print(format_table(results))
     print(
         "pairwise: share of pairs whose impossible video has the higher video score (max or mean over windows); "
-        "AUROC over all test videos of a property (impossible = 1); overall excludes the colour control."
+        "relative: share of scenes whose impossible videos sum higher than their possible ones (a quadruplet shows "
+        "the same frames in both, so only the violation can decide); AUROC over all test videos of a property "
+        "(impossible = 1); overall excludes the colour control."
     )
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=2))

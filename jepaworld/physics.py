@@ -24,7 +24,8 @@ from __future__ import annotations
 import colorsys
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ import numpy as np
 from jepaworld.data.video import write_video
 
 PROPERTIES: tuple[str, ...] = ("permanence", "continuity", "shape", "color", "gravity", "solidity")
+# Tested with content-balanced quadruplets (`make_quad`); the others with one matched pair per scene.
+QUAD_PROPERTIES: tuple[str, ...] = ("permanence", "continuity", "shape", "color")
 # A colour change breaks no law of physics a model could learn from motion; report it apart, as a control.
 CONTROL_PROPERTIES: tuple[str, ...] = ("color",)
 
@@ -117,7 +120,7 @@ def make_scene(seed: int) -> Scene:
 
 @dataclass
 class _Bodies:
-    """Mutable state of K bodies; violations flip the switches gscale, solid and alive, or edit the rest."""
+    """Mutable state of K bodies; violations flip the switches gscale and solid."""
 
     pos: np.ndarray  # (K, 2)
     vel: np.ndarray  # (K, 2)
@@ -126,7 +129,6 @@ class _Bodies:
     hsv: np.ndarray  # (K, 3)
     gscale: np.ndarray  # (K,) gravity multiplier: 1 normal, 0 floats, -1 falls upwards
     solid: np.ndarray  # (K,) bool, collides with floor and walls
-    alive: np.ndarray  # (K,) bool, drawn and simulated
 
     @classmethod
     def from_scene(cls, scene: Scene) -> _Bodies:
@@ -139,7 +141,6 @@ class _Bodies:
             hsv=scene.hsv.copy(),
             gscale=np.ones(k),
             solid=np.ones(k, dtype=bool),
-            alive=np.ones(k, dtype=bool),
         )
 
 
@@ -148,14 +149,9 @@ class _Event:
     """One violation, applied to the state just before the simulation steps into frame `onset`."""
 
     onset: int
-    kind: str  # vanish | appear | teleport | reshape | recolor | float | fall_upward | intangible
+    kind: str  # float | fall_upward | intangible
     body: int
     detail: str
-    pos: tuple[float, float] | None = None
-    vel: tuple[float, float] | None = None
-    radius: float | None = None
-    square: bool | None = None
-    hsv: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -168,32 +164,9 @@ class _Trace:
     wall_hit: np.ndarray  # (T, K) same for the side walls
 
 
-def _apply_event(b: _Bodies, ev: _Event) -> _Bodies:
+def _apply_event(b: _Bodies, ev: _Event) -> None:
     k = ev.body
-    if ev.kind == "vanish":
-        b.alive[k] = False
-    elif ev.kind == "appear":
-        assert ev.pos is not None and ev.vel is not None and ev.radius is not None and ev.hsv is not None
-        b = _Bodies(
-            pos=np.concatenate([b.pos, [ev.pos]]),
-            vel=np.concatenate([b.vel, [ev.vel]]),
-            radius=np.append(b.radius, ev.radius),
-            square=np.append(b.square, bool(ev.square)),
-            hsv=np.concatenate([b.hsv, [ev.hsv]]),
-            gscale=np.append(b.gscale, 1.0),
-            solid=np.append(b.solid, True),
-            alive=np.append(b.alive, True),
-        )
-    elif ev.kind == "teleport":
-        assert ev.pos is not None
-        b.pos[k] = ev.pos
-    elif ev.kind == "reshape":
-        assert ev.pos is not None and ev.radius is not None
-        b.pos[k], b.radius[k], b.square[k] = ev.pos, ev.radius, bool(ev.square)
-    elif ev.kind == "recolor":
-        assert ev.hsv is not None
-        b.hsv[k] = ev.hsv
-    elif ev.kind == "float":
+    if ev.kind == "float":
         b.gscale[k], b.vel[k, 1] = 0.0, 0.0
     elif ev.kind == "fall_upward":
         b.gscale[k] = -1.0
@@ -201,7 +174,6 @@ def _apply_event(b: _Bodies, ev: _Event) -> _Bodies:
         b.solid[k] = False
     else:
         raise ValueError(f"unknown event kind {ev.kind!r}")
-    return b
 
 
 def _advance(b: _Bodies, *, substeps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -212,7 +184,7 @@ def _advance(b: _Bodies, *, substeps: int, dt: float) -> tuple[np.ndarray, np.nd
     for _ in range(substeps):
         b.vel[:, 1] += GRAVITY * b.gscale * dt
         b.pos += b.vel * dt
-        solid = b.solid & b.alive
+        solid = b.solid
         # Floor: clamp, reflect the downward speed, and let slow bounces come to rest.
         on_floor = solid & (b.pos[:, 1] + r > FLOOR)
         falling = on_floor & (b.vel[:, 1] > 0)
@@ -255,7 +227,7 @@ def _hsv_to_rgb(hsv: np.ndarray) -> tuple[int, int, int]:
 def _render(b: _Bodies, backdrop: np.ndarray, screen: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """One frame (S, S, 3) uint8: backdrop, bodies in index order (later ones in front), then the screen."""
     image = backdrop.copy()
-    for k in np.flatnonzero(b.alive):
+    for k in range(len(b.radius)):
         dx = np.abs(xs[None, :] - b.pos[k, 0])  # (1, S)
         dy = np.abs(ys[:, None] - b.pos[k, 1])  # (S, 1)
         r = b.radius[k]
@@ -277,7 +249,7 @@ def _simulate(scene: Scene, *, frames: int, size: int, event: _Event | None = No
     floor_hit, wall_hit = np.zeros((frames, k)), np.zeros((frames, k))
     for t in range(frames):
         if event is not None and t == event.onset:
-            b = _apply_event(b, event)
+            _apply_event(b, event)
         if t > 0:
             fh, wh = _advance(b, substeps=substeps, dt=dt)
             floor_hit[t], wall_hit[t] = fh[:k], wh[:k]
@@ -322,93 +294,123 @@ def _falling(scene: Scene, trace: _Trace) -> np.ndarray:
     return (trace.pos[..., 1] + scene.radius[None, :] < FLOOR - 0.15) & (trace.vel[..., 1] > 0.0)
 
 
-def _new_body(rng: np.random.Generator, scene: Scene, onset: int) -> _Event:
-    """An extra body popping into view, away from the screen so that it is seen to appear."""
-    radius = float(rng.uniform(0.06, 0.1))
-    lo, hi = WALL + radius, 1.0 - WALL - radius
-    x = float(rng.uniform(lo, hi))
-    if scene.occluder is not None:
-        x0, x1, _ = scene.occluder
-        # Put it on the wider free side of the screen.
-        x = float(rng.uniform(lo, max(lo, x0 - radius))) if x0 - lo > hi - x1 else float(rng.uniform(x1 + radius, hi))
-    y = float(rng.uniform(0.15 + radius, 0.5))
-    vx, vy = _random_velocity(rng, 1)[0]
-    hsv = _random_hsv(rng, 1)[0]
-    return _Event(
-        onset=onset,
-        kind="appear",
-        body=len(scene.radius),
-        detail="appear",
-        pos=(x, y),
-        vel=(float(vx), float(vy)),
-        radius=radius,
-        square=bool(rng.random() < 0.5),
-        hsv=(float(hsv[0]), float(hsv[1]), float(hsv[2])),
-    )
-
-
-# Each planner maps (scene, trace of the possible video, rng, candidate (onset, body) pairs) to candidate
-# events, preferred variants first and each variant in random order.
+# Each planner maps (scene, trace of the possible video A, rng, candidate (onset, body) pairs) to candidates,
+# preferred variants first and each variant in random order: `_Splice`s for the quadruplet properties (`sim`
+# renders an altered scene), `_Event`s for the pair properties.
 _Candidates = list[tuple[int, int]]
+_Sim = Callable[[Scene], tuple[np.ndarray, "_Trace"]]
 
 
-def _plan_permanence(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    # Preferred, as in IntPhys: vanish while fully behind the screen, so the surprise is not coming back out.
-    # The body must have been seen first (2+ frames), or never reappearing would be the plausible outcome.
+# ---- quadruplets: two possible videos of one scene, spliced into two impossible ones ----
+
+
+@dataclass(frozen=True)
+class _Splice:
+    """A candidate quadruplet: the altered possible video B and the frame t where A and B are spliced."""
+
+    video: np.ndarray  # (T, S, S, 3) video B
+    onset: int  # t: the impossible videos are A[:t] + B[t:] and B[:t] + A[t:]
+    detail: tuple[str, str]  # what each impossible video shows
+
+
+def _altered(scene: Scene, i: int, **rows: object) -> Scene:
+    """Scene with body i's rows of the given fields replaced (pos=..., radius=...), or body i removed when
+    rows is empty."""
+    fields = ("pos", "vel", "radius", "square", "hsv")
+    if not rows:
+        keep = np.arange(len(scene.radius)) != i
+        return replace(scene, **{f: getattr(scene, f)[keep] for f in fields})
+    changed = {}
+    for f, value in rows.items():
+        arr = getattr(scene, f).copy()
+        arr[i] = value
+        changed[f] = arr
+    return replace(scene, **changed)
+
+
+def _visible(hidden: np.ndarray, t: int, i: int) -> bool:
+    """Body i is at least partly in view on both sides of the splice, frames t - 1 and t."""
+    return not hidden[t - 1, i] and not hidden[t, i]
+
+
+def _plan_permanence(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates, sim: _Sim) -> list:
+    # B: the scene without body i. Preferred, as in IntPhys: splice while the body is fully behind the screen
+    # (there A and B look the same), so one impossible video never brings the body back out and the other
+    # brings out a body that never went in. It must have been seen first (2+ frames), or never reappearing
+    # would be the plausible outcome. Otherwise splice in plain view: it vanishes, or pops into existence.
     hidden = _hidden(scene, trace)
     seen = np.cumsum(~hidden, axis=0)  # (T, K) frames so far with the body at least partly in view
-    behind = _shuffled(rng, [(t, i) for t, i in every if hidden[t - 1, i] and seen[t - 1, i] >= 2])
-    events = [_Event(onset=t, kind="vanish", body=i, detail="vanish_behind_occluder") for t, i in behind]
-    for t, i in _shuffled(rng, [(t, i) for t, i in every if not hidden[t - 1, i]]):
-        # In plain view: vanish or pop into existence, half and half.
-        if rng.random() < 0.5:
-            events.append(_Event(onset=t, kind="vanish", body=i, detail="vanish"))
-        else:
-            events.append(_new_body(rng, scene, t))
-    return events
+    behind = _shuffled(rng, [(t, i) for t, i in every if hidden[t, i] and seen[t - 1, i] >= 2])
+    plain = _shuffled(rng, [(t, i) for t, i in every if _visible(hidden, t, i)])
+    videos: dict[int, np.ndarray] = {}
+    out = []
+    for (t, i), detail in [(c, ("vanish_behind_occluder", "appear_behind_occluder")) for c in behind] + [
+        (c, ("vanish", "appear")) for c in plain
+    ]:
+        if i not in videos:
+            videos[i] = sim(_altered(scene, i))[0]
+        out.append(_Splice(video=videos[i], onset=t, detail=detail))
+    return out
 
 
-def _plan_continuity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    events = []
-    for t, i in _shuffled(rng, every):
-        r, old = scene.radius[i], trace.pos[t - 1, i]
-        for _ in range(20):
-            new = np.array([rng.uniform(WALL + r, 1.0 - WALL - r), rng.uniform(0.15 + r, FLOOR - r)])
-            if np.linalg.norm(new - old) >= 0.3:  # a jump of about a third of the scene, not a jitter
-                pos = (float(new[0]), float(new[1]))
-                events.append(_Event(onset=t, kind="teleport", body=i, detail="teleport", pos=pos))
-                break
-    return events
+def _plan_continuity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates, sim: _Sim) -> list:
+    # B: body i starts somewhere else, with another velocity. Splice where each video's body is in view and
+    # B's body is far (a third of the scene) from where A's was a frame before, and the other way round.
+    out = []
+    onsets = sorted({t for t, _ in every})
+    for _ in range(4):
+        i = int(rng.integers(len(scene.radius)))
+        r = scene.radius[i]
+        pos = (rng.uniform(WALL + r, 1.0 - WALL - r), rng.uniform(0.15 + r, 0.6))
+        video, trace_b = sim(_altered(scene, i, pos=pos, vel=_random_velocity(rng, 1)[0]))
+        hid_a, hid_b = _hidden(scene, trace), _hidden(scene, trace_b)
+        a, b = trace.pos[:, i], trace_b.pos[:, i]  # (T, 2)
+        for t in rng.permutation(onsets):
+            far = min(np.linalg.norm(b[t] - a[t - 1]), np.linalg.norm(a[t] - b[t - 1])) >= 0.3
+            if far and _visible(hid_a, t, i) and _visible(hid_b, t, i):
+                out.append(_Splice(video=video, onset=t, detail=("teleport", "teleport")))
+    return out
 
 
-def _plan_shape(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    events = []
-    for t, i in _shuffled(rng, every):
+def _plan_shape(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates, sim: _Sim) -> list:
+    # B: body i is the other shape (same size, so the same path), or 1.5x / 0.6x its size from the start. A
+    # resized body's path drifts after its first contact; splice only while the two stay within the size
+    # difference of each other, so the impossible videos show a change of shape and not a jump.
+    out = []
+    for i in rng.permutation(len(scene.radius)):
         r, square = float(scene.radius[i]), bool(scene.square[i])
         if rng.random() < 0.5:
             new_r, new_square = r, not square
-            detail = "circle_to_square" if new_square else "square_to_circle"
+            detail = ("circle_to_square", "square_to_circle")
+            detail = detail if new_square else detail[::-1]
         else:
-            grow = bool(rng.random() < 0.5)
-            new_r, new_square = r * (1.5 if grow else 0.6), square
-            detail = "grow" if grow else "shrink"
-        x, y = trace.pos[t - 1, i]
-        x = float(np.clip(x, WALL + new_r, 1.0 - WALL - new_r))
-        # A body on the floor keeps its bottom on the floor; one in the air keeps its centre.
-        y = FLOOR - new_r if y + r >= FLOOR - 1e-9 else float(min(y, FLOOR - new_r))
-        events.append(
-            _Event(onset=t, kind="reshape", body=i, detail=detail, pos=(x, y), radius=new_r, square=new_square)
-        )
-    return events
+            new_r, new_square = r * (1.5 if rng.random() < 0.5 else 0.6), square
+            detail = ("grow", "shrink") if new_r > r else ("shrink", "grow")
+        x, y = scene.pos[i]
+        pos = (float(np.clip(x, WALL + new_r, 1.0 - WALL - new_r)), float(min(y, FLOOR - new_r)))
+        video, trace_b = sim(_altered(scene, i, pos=pos, radius=new_r, square=new_square))
+        hid_a, hid_b = _hidden(scene, trace), _hidden(scene, trace_b)
+        gap = np.linalg.norm(trace.pos[:, i] - trace_b.pos[:, i], axis=-1)  # (T,)
+        ok = [t for t, j in every if j == i and gap[t - 1 : t + 1].max() <= abs(new_r - r) + 0.01]
+        out += [
+            _Splice(video=video, onset=t, detail=detail)
+            for t in rng.permutation(ok)
+            if _visible(hid_a, t, i) and _visible(hid_b, t, i)
+        ]
+    return out
 
 
-def _plan_color(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    events = []
-    for t, i in _shuffled(rng, every):
+def _plan_color(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates, sim: _Sim) -> list:
+    # B: body i in another colour, at least a third of the colour wheel away; same path.
+    out = []
+    hidden = _hidden(scene, trace)
+    for i in rng.permutation(len(scene.radius)):
         h, s, v = (float(c) for c in scene.hsv[i])
-        hue = (h + rng.uniform(1 / 3, 2 / 3)) % 1.0  # at least a third of the colour wheel away
-        events.append(_Event(onset=t, kind="recolor", body=i, detail="recolor", hsv=(float(hue), s, v)))
-    return events
+        hsv = ((h + rng.uniform(1 / 3, 2 / 3)) % 1.0, s, v)
+        video, _ = sim(_altered(scene, i, hsv=hsv))
+        ok = [t for t, j in every if j == i and _visible(hidden, t, i)]
+        out += [_Splice(video=video, onset=t, detail=("recolor", "recolor")) for t in rng.permutation(ok)]
+    return out
 
 
 def _plan_gravity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
@@ -432,15 +434,37 @@ def _plan_solidity(scene: Scene, trace: _Trace, rng: np.random.Generator, every:
     return events + [_Event(onset=t, kind="intangible", body=i, detail="sink_into_floor") for t, i in grounded]
 
 
-_PLANNERS = {
+_QUAD_PLANNERS = {
     "permanence": _plan_permanence,
     "continuity": _plan_continuity,
     "shape": _plan_shape,
     "color": _plan_color,
-    "gravity": _plan_gravity,
-    "solidity": _plan_solidity,
 }
-assert tuple(_PLANNERS) == PROPERTIES
+_PAIR_PLANNERS = {"gravity": _plan_gravity, "solidity": _plan_solidity}
+assert tuple(_QUAD_PLANNERS) == QUAD_PROPERTIES and set(_QUAD_PLANNERS) | set(_PAIR_PLANNERS) == set(PROPERTIES)
+
+
+@dataclass(frozen=True)
+class PhysicsQuad:
+    """IntPhys-style quadruplet of one scene: two possible videos, A (the scene as drawn) and B (one body absent,
+    elsewhere, reshaped or recoloured from the start), and two impossible ones spliced from them at frame t,
+    A[:t] + B[t:] and B[:t] + A[t:]. At every frame the impossible pair shows exactly the images of the possible
+    pair, so a score that follows only the content (how much is in view or moving) cannot tell them apart: only
+    the transition at t is impossible. Each impossible video equals its possible partner before `t_div`."""
+
+    seed: int
+    prop: str
+    possible: tuple[np.ndarray, np.ndarray]  # A, B; each (T, S, S, 3) uint8
+    impossible: tuple[np.ndarray, np.ndarray]  # A[:t] + B[t:], B[:t] + A[t:]
+    t_div: int  # the first frame from t on where A and B differ: the same for both pairs
+    detail: tuple[str, str]  # what each impossible video shows, e.g. ("vanish", "appear")
+
+    def pairs(self) -> tuple[PhysicsPair, PhysicsPair]:
+        """(A, A[:t] + B[t:]) and (B, B[:t] + A[t:]) as matched pairs."""
+        return tuple(  # type: ignore[return-value]
+            PhysicsPair(seed=self.seed, prop=self.prop, possible=p, impossible=i, t_div=self.t_div, detail=d)
+            for p, i, d in zip(self.possible, self.impossible, self.detail, strict=True)
+        )
 
 
 def _check_args(size: int, frames: int) -> None:
@@ -450,36 +474,65 @@ def _check_args(size: int, frames: int) -> None:
         raise ValueError(f"frames={frames} leaves no room before and after a violation; use frames >= 8")
 
 
-def make_pair(seed: int, prop: str, *, size: int = 64, frames: int = 32, max_tries: int = 12) -> PhysicsPair:
-    """The possible video of scene `seed` and its twin violating `prop`.
-
-    Tries up to `max_tries` candidate events and keeps the first whose violation is visible: the twins first
-    differ at a frame t_div with context before it, and from t_div on at least 3 frames have at least
-    `max(4, S*S/200)` changed pixels. Raises ViolationUnavailable when no candidate qualifies.
-    """
+def _start(seed: int, prop: str, size: int, frames: int) -> tuple:
+    """Scene, possible video and trace, the property's own generator and the candidate (onset, body) pairs."""
     _check_args(size, frames)
     if prop not in PROPERTIES:
         raise ValueError(f"unknown property {prop!r}; choose one of {', '.join(PROPERTIES)}")
     scene = make_scene(seed)
     possible, trace = _simulate(scene, frames=frames, size=size)
     rng = np.random.default_rng([seed, PROPERTIES.index(prop) + 1])  # separate stream: the scene stays unchanged
-    every = [(t, i) for t in _onset_window(frames) for i in range(len(scene.radius))]  # (onset, body) pairs
-    min_pixels = max(4, size * size // 200)  # about half the area of the smallest object
-    last = frames - _tail(frames)  # t_div must come before this
-    for event in _PLANNERS[prop](scene, trace, rng, every)[:max_tries]:
+    every = [(t, i) for t in _onset_window(frames) for i in range(len(scene.radius))]
+    return scene, possible, trace, rng, every
+
+
+def _divergence(possible: np.ndarray, impossible: np.ndarray) -> int | None:
+    """t_div if the twins differ visibly, else None: they first differ at a frame t_div with context before it
+    and room after it, and from t_div on at least 3 frames have at least `max(4, S*S/200)` changed pixels (about
+    half the area of the smallest object)."""
+    frames, size = possible.shape[:2]
+    changed = (possible != impossible).any(axis=-1).sum(axis=(1, 2))  # (T,) pixels that differ
+    differ = np.flatnonzero(changed)
+    if len(differ) == 0 or differ[0] >= frames - _tail(frames):
+        return None
+    return int(differ[0]) if (changed >= max(4, size * size // 200)).sum() >= 3 else None
+
+
+def make_quad(seed: int, prop: str, *, size: int = 64, frames: int = 32, max_tries: int = 12) -> PhysicsQuad:
+    """The content-balanced quadruplet of scene `seed` for a property in `QUAD_PROPERTIES`.
+
+    Tries up to `max_tries` candidate splices and keeps the first whose violation is visible (`_divergence`).
+    Raises ViolationUnavailable when none qualifies.
+    """
+    if prop in _PAIR_PLANNERS:
+        raise ValueError(f"{prop} has no possible alternative to splice with; use make_pair")
+    scene, a, trace, rng, every = _start(seed, prop, size, frames)
+
+    def sim(s: Scene) -> tuple[np.ndarray, _Trace]:
+        return _simulate(s, frames=frames, size=size)
+
+    for c in _QUAD_PLANNERS[prop](scene, trace, rng, every, sim)[:max_tries]:
+        b, t = c.video, c.onset
+        ab, ba = np.concatenate([a[:t], b[t:]]), np.concatenate([b[:t], a[t:]])
+        t_div = _divergence(a, ab)  # B vs B[:t] + A[t:] differ on the same frames
+        if t_div is not None:
+            return PhysicsQuad(seed=seed, prop=prop, possible=(a, b), impossible=(ab, ba), t_div=t_div, detail=c.detail)
+    raise ViolationUnavailable(f"scene seed {seed} has no visible {prop} violation; try another seed")
+
+
+def make_pair(seed: int, prop: str, *, size: int = 64, frames: int = 32, max_tries: int = 12) -> PhysicsPair:
+    """The possible video of scene `seed` and its twin violating `prop`: for the quadruplet properties, the
+    quadruplet's first pair; for the others, the first of up to `max_tries` candidate events whose violation is
+    visible (`_divergence`). Raises ViolationUnavailable when no candidate qualifies."""
+    if prop in _QUAD_PLANNERS:
+        return make_quad(seed, prop, size=size, frames=frames, max_tries=max_tries).pairs()[0]
+    scene, possible, trace, rng, every = _start(seed, prop, size, frames)
+    for event in _PAIR_PLANNERS[prop](scene, trace, rng, every)[:max_tries]:
         impossible, _ = _simulate(scene, frames=frames, size=size, event=event)
-        changed = (possible != impossible).any(axis=-1).sum(axis=(1, 2))  # (T,) pixels that differ
-        differ = np.flatnonzero(changed)
-        if len(differ) == 0 or differ[0] >= last or (changed >= min_pixels).sum() < 3:
-            continue
-        return PhysicsPair(
-            seed=seed,
-            prop=prop,
-            possible=possible,
-            impossible=impossible,
-            t_div=int(differ[0]),
-            detail=event.detail,
-        )
+        t_div = _divergence(possible, impossible)
+        if t_div is not None:
+            return PhysicsPair(seed=seed, prop=prop, possible=possible, impossible=impossible, t_div=t_div,
+                               detail=event.detail)  # fmt: skip
     raise ViolationUnavailable(f"scene seed {seed} has no visible {prop} violation; try another seed")
 
 
@@ -515,11 +568,21 @@ def _write_json(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+def _write_entry(out: Path, name: str, video: np.ndarray, *, fps: int, **fields: object) -> dict:
+    """Write one suite video and return its index entry (a training video unless `fields` say otherwise)."""
+    write_video(out / name, video, fps=fps)
+    entry = {"file": name, "split": None, "property": None, "scene": None, "pair": None, "kind": "possible",
+             "seed": None, "t_div": None, "detail": None}  # fmt: skip
+    unknown = set(fields) - set(entry)
+    assert not unknown, unknown
+    return entry | fields
+
+
 def generate_suite(
     out_dir: str | Path,
     *,
     n_train: int = 400,
-    n_pairs_per_property: int = 20,
+    n_scenes_per_property: int = 12,
     size: int = 64,
     frames: int = 32,
     seed: int = 0,
@@ -527,13 +590,15 @@ def generate_suite(
 ) -> dict:
     """Write an intuitive-physics suite and return its index (also saved as `index.json`).
 
-    Layout: `train/NNNNN.mp4` (possible videos only) and `test/<property>_<k>_{possible,impossible}.mp4`, all
-    lossless. Each index entry holds file (relative to out_dir), split, property, pair, kind, seed (the scene
-    seed), t_div (None for training videos) and detail. Same arguments give identical files.
+    Layout, all lossless: `train/NNNNN.mp4`, possible videos only; per property, `n_scenes_per_property` test
+    scenes, each a quadruplet of two matched pairs for `QUAD_PROPERTIES` (`test/<property>_<k>{a,b}_{possible,
+    impossible}.mp4`) or one matched pair for the others (`test/<property>_<k>_{possible,impossible}.mp4`). Each
+    index entry holds file (relative to out_dir), split, property, scene, pair, kind, seed (the scene seed),
+    t_div (None for training videos) and detail. Same arguments give identical files.
     """
     _check_args(size, frames)
-    if seed < 0 or n_train < 0 or n_pairs_per_property < 0:
-        raise ValueError(f"seed={seed}, n_train={n_train}, n_pairs_per_property={n_pairs_per_property} must be >= 0")
+    if seed < 0 or n_train < 0 or n_scenes_per_property < 0:
+        raise ValueError(f"seed={seed}, n_train={n_train}, n_scenes_per_property={n_scenes_per_property} must be >= 0")
     if n_train > _SEEDS_PER_SUITE // 2:
         raise ValueError(f"n_train={n_train} exceeds the {_SEEDS_PER_SUITE // 2} scene seeds a suite holds")
     out = Path(out_dir)
@@ -541,28 +606,16 @@ def generate_suite(
     for i in range(n_train):
         sid = scene_seed(seed, "train", i)
         video, _ = render_scene(sid, size=size, frames=frames)
-        name = f"train/{i:05d}.mp4"
-        write_video(out / name, video, fps=fps)
-        videos.append(
-            {
-                "file": name,
-                "split": "train",
-                "property": None,
-                "pair": None,
-                "kind": "possible",
-                "seed": sid,
-                "t_div": None,
-                "detail": None,
-            }
-        )
+        videos.append(_write_entry(out, f"train/{i:05d}.mp4", video, fps=fps, split="train", seed=sid))
     j = 0  # one candidate counter for all properties, so every test scene is distinct
     for prop in PROPERTIES:
-        for k in range(n_pairs_per_property):
+        make = make_quad if prop in QUAD_PROPERTIES else make_pair
+        for k in range(n_scenes_per_property):
             for _ in range(_MAX_SKIPS):
                 sid = scene_seed(seed, "test", j)
                 j += 1
                 try:
-                    pair = make_pair(sid, prop, size=size, frames=frames)
+                    made = make(sid, prop, size=size, frames=frames)
                     break
                 except ViolationUnavailable:
                     continue
@@ -571,26 +624,19 @@ def generate_suite(
                     f"{_MAX_SKIPS} scenes in a row could not host a visible {prop} violation at size={size}, "
                     f"frames={frames}; use a larger size or more frames"
                 )
-            for kind, video in (("possible", pair.possible), ("impossible", pair.impossible)):
-                name = f"test/{prop}_{k}_{kind}.mp4"
-                write_video(out / name, video, fps=fps)
-                videos.append(
-                    {
-                        "file": name,
-                        "split": "test",
-                        "property": prop,
-                        "pair": f"{prop}_{k}",
-                        "kind": kind,
-                        "seed": sid,
-                        "t_div": pair.t_div,
-                        "detail": pair.detail,
-                    }
-                )
+            pairs = made.pairs() if isinstance(made, PhysicsQuad) else (made,)
+            for suffix, pair in zip("ab" if len(pairs) == 2 else [""], pairs, strict=True):
+                for kind, video in (("possible", pair.possible), ("impossible", pair.impossible)):
+                    name = f"test/{prop}_{k}{suffix}_{kind}.mp4"
+                    videos.append(_write_entry(
+                        out, name, video, fps=fps, split="test", seed=sid, property=prop, scene=f"{prop}_{k}",
+                        pair=f"{prop}_{k}{suffix}", kind=kind, t_div=pair.t_div, detail=pair.detail,
+                    ))  # fmt: skip
     index = {
         "source": "jepaworld.physics.generate_suite",
         "args": {
             "n_train": n_train,
-            "n_pairs_per_property": n_pairs_per_property,
+            "n_scenes_per_property": n_scenes_per_property,
             "size": size,
             "frames": frames,
             "seed": seed,

@@ -1,4 +1,5 @@
-"""Intuitive-physics generator: determinism, twins identical before t_div, disjoint seeds, suite files on disk."""
+"""Intuitive-physics generator: determinism, twins identical before t_div, quadruplets balanced frame for frame,
+disjoint seeds, suite files on disk."""
 
 from __future__ import annotations
 
@@ -56,6 +57,46 @@ def test_twins_identical_before_t_div(prop: str) -> None:
     assert t_div == pair.t_div
 
 
+@pytest.mark.parametrize("prop", physics.QUAD_PROPERTIES)
+def test_quadruplet_is_content_balanced(prop: str) -> None:
+    quad = next(q for q in (_try_quad(s, prop) for s in range(20)) if q is not None)  # the first scene that hosts one
+    (a, b), (ab, ba) = quad.possible, quad.impossible
+    np.testing.assert_array_equal(a, physics.render_scene(quad.seed, size=SIZE, frames=FRAMES)[0])
+    assert not np.array_equal(a, b)  # B is another possible video of the scene, not a copy
+    t = quad.t_div
+    for possible, impossible in ((a, ab), (b, ba)):
+        np.testing.assert_array_equal(impossible[:t], possible[:t])
+        assert not np.array_equal(impossible[t], possible[t])
+    # Frame for frame, the impossible videos show the same two images as the possible ones (in some order), so
+    # how much is in view or moving cannot tell the two sides apart.
+    for f in range(FRAMES):
+        assert {a[f].tobytes(), b[f].tobytes()} == {ab[f].tobytes(), ba[f].tobytes()}
+    # The impossible pair is a splice of the possible one at a single frame, not two independent edits.
+    cut = next(f for f in range(FRAMES) if np.array_equal(ab[f], b[f]) and not np.array_equal(ab[f], a[f]))
+    np.testing.assert_array_equal(ab[cut:], b[cut:])
+    np.testing.assert_array_equal(ba[cut:], a[cut:])
+    for pair, possible, impossible, detail in zip(
+        quad.pairs(), quad.possible, quad.impossible, quad.detail, strict=True
+    ):
+        assert pair.possible is possible and pair.impossible is impossible
+        assert (pair.t_div, pair.detail) == (t, detail)
+    again = physics.make_quad(quad.seed, prop, size=SIZE, frames=FRAMES)
+    for x, y in zip((*quad.possible, *quad.impossible), (*again.possible, *again.impossible), strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def _try_quad(seed: int, prop: str) -> physics.PhysicsQuad | None:
+    try:
+        return physics.make_quad(seed, prop, size=SIZE, frames=FRAMES)
+    except physics.ViolationUnavailable:
+        return None
+
+
+def test_pair_properties_have_no_quadruplet() -> None:
+    with pytest.raises(ValueError, match="use make_pair"):
+        physics.make_quad(0, "gravity", size=SIZE, frames=FRAMES)
+
+
 def test_unknown_property() -> None:
     with pytest.raises(ValueError, match="unknown property"):
         physics.make_pair(0, "telepathy", size=SIZE, frames=FRAMES)
@@ -72,11 +113,12 @@ def test_train_and_test_seeds_disjoint() -> None:
 
 
 def test_generate_suite_tiny(tmp_path: Path) -> None:
-    kwargs = {"n_train": 4, "n_pairs_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
+    kwargs = {"n_train": 4, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
     index = physics.generate_suite(tmp_path / "a", **kwargs)
     assert json.loads((tmp_path / "a" / "index.json").read_text()) == index
     videos = index["videos"]
-    assert len(videos) == 4 + 2 * len(physics.PROPERTIES)
+    n_quad = len(physics.QUAD_PROPERTIES)
+    assert len(videos) == 4 + 4 * n_quad + 2 * (len(physics.PROPERTIES) - n_quad)
     train = [v for v in videos if v["split"] == "train"]
     test = [v for v in videos if v["split"] == "test"]
     assert len(train) == 4 and all(v["kind"] == "possible" and v["t_div"] is None for v in train)
@@ -84,17 +126,25 @@ def test_generate_suite_tiny(tmp_path: Path) -> None:
     decoded = {v["file"]: read_video(tmp_path / "a" / v["file"]) for v in videos}
     assert all(x.shape == (FRAMES, SIZE, SIZE, 3) for x in decoded.values())
     for prop in physics.PROPERTIES:
-        entries = {v["kind"]: v for v in test if v["pair"] == f"{prop}_0"}
-        possible, impossible = entries["possible"], entries["impossible"]
-        assert possible["file"] == f"test/{prop}_0_possible.mp4"
-        assert possible["seed"] == impossible["seed"] and possible["t_div"] == impossible["t_div"]
-        t_div = impossible["t_div"]
-        # Lossless storage: the decoded twins still agree exactly before t_div and differ at it.
-        a, b = decoded[possible["file"]], decoded[impossible["file"]]
-        np.testing.assert_array_equal(a[:t_div], b[:t_div])
-        assert not np.array_equal(a[t_div], b[t_div])
-        pair = physics.make_pair(possible["seed"], prop, size=SIZE, frames=FRAMES)
-        np.testing.assert_array_equal(b, pair.impossible)
+        scene = [v for v in test if v["scene"] == f"{prop}_0"]
+        suffixes = ("a", "b") if prop in physics.QUAD_PROPERTIES else ("",)
+        assert sorted({v["pair"] for v in scene}) == [f"{prop}_0{s}" for s in suffixes]
+        assert len({v["seed"] for v in scene}) == 1
+        for k, suffix in enumerate(suffixes):
+            entries = {v["kind"]: v for v in scene if v["pair"] == f"{prop}_0{suffix}"}
+            possible, impossible = entries["possible"], entries["impossible"]
+            assert possible["file"] == f"test/{prop}_0{suffix}_possible.mp4"
+            assert possible["t_div"] == impossible["t_div"]
+            t_div = impossible["t_div"]
+            # Lossless storage: the decoded twins still agree exactly before t_div and differ at it.
+            a, b = decoded[possible["file"]], decoded[impossible["file"]]
+            np.testing.assert_array_equal(a[:t_div], b[:t_div])
+            assert not np.array_equal(a[t_div], b[t_div])
+            made = (physics.make_quad if suffix else physics.make_pair)(
+                possible["seed"], prop, size=SIZE, frames=FRAMES
+            )
+            pair = made.pairs()[k] if suffix else made
+            np.testing.assert_array_equal(b, pair.impossible)
     # Same arguments, same bytes.
     physics.generate_suite(tmp_path / "b", **kwargs)
     for v in videos:

@@ -89,7 +89,7 @@ def test_videomae_is_mae_with_tubes() -> None:
 
 def test_train_a_few_steps_on_a_tiny_suite(tmp_path: Path) -> None:
     suite = tmp_path / "suite"
-    generate_suite(suite, n_train=3, n_pairs_per_property=0, size=16, frames=16, seed=5)
+    generate_suite(suite, n_train=3, n_scenes_per_property=0, size=16, frames=16, seed=5)
     cfg = apply_overrides(
         get_preset("vjepa-physics-micro"),
         {"data.path": str(suite), "train.out": str(tmp_path / "run"), "train.steps": "2"},

@@ -113,7 +113,7 @@ def main() -> None:
            f"--threads {args.threads}{sets} --tops {args.tops} --stride {args.stride} "
            f"--suite {args.suite}")  # fmt: skip
     how = f"{args.steps} steps each" if args.steps else f"the same calibrated wall time of {args.minutes:g} min each"
-    n_train, pairs, suite_seed = (index["args"][k] for k in ("n_train", "n_pairs_per_property", "seed"))
+    n_train, scenes, suite_seed = (index["args"][k] for k in ("n_train", "n_scenes_per_property", "seed"))
     n_test = len(index["videos"]) - n_train
     took = "runs reused from an earlier invocation" if reused else f"training took {train_s / 60:.0f} min in all"
     trained = "; ".join(f"{r['preset']}: {r['steps']} steps in {r['seconds']} s" for r in runs.values())
@@ -123,16 +123,19 @@ Command: `{cmd}` ({date}; {machine}; load average {load_start[0]:.1f} at the sta
 
 Training: {how}, on the {n_train} possible videos of the suite `{suite}` (suite seed {suite_seed}; the default
 is `jepaworld physics generate --out data/physics`), training seed {args.seed}. {trained}; {took}.
-Held-out test: {n_test} videos, {pairs} pairs per property,
-scenes disjoint from training. Surprise windows of {vjepa.frames} frames, stride {args.stride}, the first half as
-context; a video's score is the max (or mean) over its windows. Evaluation took {eval_s:.0f} s.
+Held-out test: {n_test} videos, {scenes} scenes per property (a content-balanced quadruplet of two
+pairs for permanence, continuity, shape and colour; one pair for gravity and solidity), scenes disjoint from
+training. Surprise windows of {vjepa.frames} frames, stride {args.stride}, the first half as context; a video's
+score is the max (or mean) over its windows. Evaluation took {eval_s:.0f} s.
 
 {chr(10).join(tables)}
 
-Pairwise: the share of pairs whose impossible video scores higher than its possible twin (ties count half). AUROC:
-over all test videos of a property, impossible = 1. "overall" excludes the colour control, which a representation
-may rightly ignore. Targets from the issue: V-JEPA >= 95% pairwise overall, random init about 50%, V-JEPA clearly
-above the pixel baseline.
+Pairwise: the share of pairs whose impossible video scores higher than its possible twin (ties count half).
+Relative: the share of scenes whose impossible videos sum to a higher score than their possible ones; in a
+quadruplet both sides show the same frames, so with the mean score only the windows spanning the splice can
+decide (for gravity and solidity it equals pairwise). AUROC: over all test videos of a property, impossible = 1.
+"overall" excludes the colour control, which a representation may rightly ignore. Targets from the issue: V-JEPA
+>= 95% pairwise overall, random init about 50%, V-JEPA clearly above the pixel baseline.
 """
     update_section("physics", body, Path(args.markdown))
     print(f"updated the physics section of {args.markdown}")

@@ -10,6 +10,11 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
   frame (the same windows for both). It differs from the max over all windows when both maxima lie in the shared
   prefix, where the full-video max is a tie: it asks whether the model reacts to the event at all, even when
   something earlier in the scene (a drop, a bounce) surprised it more.
+- relative accuracy, as IntPhys scores its quadruplets: the share of test scenes whose impossible videos sum to
+  a higher score than their possible ones. A quadruplet's impossible videos show, frame for frame, the same
+  images as its possible ones (`jepaworld.physics.PhysicsQuad`); with the mean score every window that does not
+  span the splice cancels exactly, so how much moves or is in view cannot decide it, only the transition can.
+  For a property tested with single pairs (gravity, solidity), relative equals pairwise accuracy.
 - AUROC of the max score over all test videos of the property (impossible = 1), which unlike pairwise accuracy
   also asks that scores be comparable *across* scenes.
 
@@ -40,15 +45,19 @@ from jepaworld.surprise import (
 OVERALL = "overall"
 # (row label, PropertyScore field) of the tables
 ROWS = (("pairwise (max)", "pairwise_max"), ("pairwise (mean)", "pairwise_mean"),
-        ("pairwise (max after divergence)", "pairwise_event"), ("AUROC (max)", "auroc"))  # fmt: skip
+        ("pairwise (max after divergence)", "pairwise_event"), ("relative (max)", "relative_max"),
+        ("relative (mean)", "relative_mean"), ("AUROC (max)", "auroc"))  # fmt: skip
 
 
 @dataclass
 class PropertyScore:
+    scenes: int
     pairs: int
     pairwise_max: float
     pairwise_mean: float
     pairwise_event: float
+    relative_max: float
+    relative_mean: float
     auroc: float
 
 
@@ -65,7 +74,7 @@ def read_index(suite: str | Path) -> dict:
         raise SurpriseError(f"{suite}: no index.json; pass a suite written by `jepaworld physics generate`")
     index = json.loads(path.read_text())
     if not any(v["split"] == "test" for v in index["videos"]):
-        raise SurpriseError(f"{suite}: the suite has no test pairs; generate it with --pairs > 0")
+        raise SurpriseError(f"{suite}: the suite has no test pairs; generate it with --scenes > 0")
     return index
 
 
@@ -102,13 +111,21 @@ def _pairwise(pairs: list[tuple[float, float]]) -> float:
     return float(np.mean(wins))
 
 
+def _relative(pos: list[VideoScore], imp: list[VideoScore], scenes: list[list[int]], field: str) -> float:
+    """Share of scenes (each a list of pair indices) whose impossible scores sum higher than their possible ones."""
+    return _pairwise([(sum(getattr(pos[i], field) for i in ix), sum(getattr(imp[i], field) for i in ix))
+                      for ix in scenes])  # fmt: skip
+
+
 def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertyScore]:
     """Per property, plus `overall` over the non-control properties."""
     by_pair: dict[str, dict[str, VideoScore]] = {}
+    scene_of: dict[str, str] = {}
     prop_of: dict[str, str] = {}
     for v in index["videos"]:
         if v["split"] == "test":
             by_pair.setdefault(v["pair"], {})[v["kind"]] = scores[v["file"]]
+            scene_of[v["pair"]] = v.get("scene") or v["pair"]  # suites before quadruplets: one pair per scene
             prop_of[v["pair"]] = v["property"]
     controls = set(index.get("control_properties", CONTROL_PROPERTIES))
     groups: dict[str, list[str]] = {}
@@ -118,18 +135,24 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
             groups.setdefault(OVERALL, []).append(pair)
     out = {}
     for prop in [p for p in index["properties"] if p in groups] + [OVERALL]:
-        pairs = [by_pair[p] for p in groups.get(prop, [])]
-        if not pairs:
+        names = groups.get(prop, [])
+        if not names:
             continue
-        pos = [p["possible"] for p in pairs]
-        imp = [p["impossible"] for p in pairs]
-        labels = [0] * len(pairs) + [1] * len(pairs)
+        pos = [by_pair[p]["possible"] for p in names]
+        imp = [by_pair[p]["impossible"] for p in names]
+        scenes: dict[str, list[int]] = {}  # scene -> indices of its pairs in `names`
+        for i, p in enumerate(names):
+            scenes.setdefault(scene_of[p], []).append(i)
+        groups_ix = list(scenes.values())
         out[prop] = PropertyScore(
-            pairs=len(pairs),
+            scenes=len(scenes),
+            pairs=len(names),
             pairwise_max=_pairwise([(a.max, b.max) for a, b in zip(pos, imp, strict=True)]),
             pairwise_mean=_pairwise([(a.mean, b.mean) for a, b in zip(pos, imp, strict=True)]),
             pairwise_event=_pairwise([(a.event, b.event) for a, b in zip(pos, imp, strict=True)]),
-            auroc=float(roc_auc_score(labels, [s.max for s in pos + imp])),
+            relative_max=_relative(pos, imp, groups_ix, "max"),
+            relative_mean=_relative(pos, imp, groups_ix, "mean"),
+            auroc=float(roc_auc_score([0] * len(pos) + [1] * len(imp), [s.max for s in pos + imp])),
         )
     return out
 
@@ -161,7 +184,7 @@ def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:
     lines = [
         "| model | metric | " + " | ".join(cols) + " |",
         "|---|---|" + "---|" * len(cols),
-        "| | pairs | " + " | ".join(str(first[k].pairs) for k in keys) + " |",
+        "| | scenes / pairs | " + " | ".join(f"{first[k].scenes} / {first[k].pairs}" for k in keys) + " |",
     ]
     for name, res in results.items():
         for label, attr in ROWS:
@@ -174,7 +197,7 @@ def to_json(results: dict[str, dict[str, PropertyScore]]) -> dict:
     return {name: {p: vars(s) for p, s in res.items()} for name, res in results.items()}
 
 
-def demo_physics(out: Path, *, pairs: int = 4, seed: int = 1, size: int = 64) -> str:
+def demo_physics(out: Path, *, scenes: int = 3, seed: int = 1, size: int = 64) -> str:
     """The demo's physics section: a small test suite scored by the shipped V-JEPA and by random init.
 
     Writes the suite to `out / "physics-suite"` and returns the Markdown table. Suite seed 1 keeps its scenes
@@ -182,7 +205,7 @@ def demo_physics(out: Path, *, pairs: int = 4, seed: int = 1, size: int = 64) ->
     """
     suite = Path(out) / "physics-suite"
     if not (suite / "index.json").exists():
-        generate_suite(suite, n_train=0, n_pairs_per_property=pairs, seed=seed, size=size)
+        generate_suite(suite, n_train=0, n_scenes_per_property=scenes, seed=seed, size=size)
     vjepa = load_scorer(None)
     results = evaluate({"V-JEPA (shipped)": vjepa, "random init": random_scorer(vjepa)}, suite)
     return format_table(results)

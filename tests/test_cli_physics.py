@@ -20,7 +20,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny suite and a V-JEPA and a VideoMAE trained on it for a few steps."""
     root = tmp_path_factory.mktemp("physics-cli")
     suite = root / "suite"
-    args = ["physics", "generate", "--out", str(suite), "--n-train", "3", "--pairs", "1", "--size", "16"]
+    args = ["physics", "generate", "--out", str(suite), "--n-train", "3", "--scenes", "1", "--size", "16"]
     assert main([*args, "--frames", "16", "--seed", "3"]) == 0
     overrides = ["--data.path", str(suite), "--train.out", str(root / "vjepa"), "--train.steps", "2"]
     assert main(["pretrain", "--preset", "vjepa-physics-micro", *overrides]) == 0
@@ -35,12 +35,13 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_generate_writes_suite(workspace: Path) -> None:
     index = json.loads((workspace / "suite" / "index.json").read_text())
     assert sum(v["split"] == "train" for v in index["videos"]) == 3
-    assert sum(v["split"] == "test" for v in index["videos"]) == 12  # 6 properties x 1 pair x 2
+    # 1 scene per property: a quadruplet for 4 of the 6 properties, a pair for the other 2
+    assert sum(v["split"] == "test" for v in index["videos"]) == 4 * 4 + 2 * 2
     assert main(["physics", "generate", "--out", str(workspace / "suite")]) == 2  # refuses to overwrite
 
 
 def test_surprise_json_and_plot(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    video = workspace / "suite" / "test" / "continuity_0_impossible.mp4"
+    video = workspace / "suite" / "test" / "continuity_0a_impossible.mp4"
     out_json, out_png = workspace / "s.json", workspace / "s.png"
     code = main(["surprise", str(workspace / "vjepa"), str(video), "--json", str(out_json), "--plot", str(out_png)])
     assert code == 0
@@ -65,14 +66,17 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     args = ["physics", "eval", str(workspace / "vjepa"), str(suite), "--baseline", str(workspace / "videomae")]
     assert main([*args, "--json", str(out_json)]) == 0
     table = capsys.readouterr().out
-    for row in ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)"):
+    rows = ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)", "relative")
+    for row in rows:
         assert row in table
     results = json.loads(out_json.read_text())
-    assert 0.0 <= results["vjepa (checkpoint)"]["overall"]["pairwise_max"] <= 1.0
+    overall = results["vjepa (checkpoint)"]["overall"]
+    assert 0.0 <= overall["pairwise_max"] <= 1.0 and 0.0 <= overall["relative_mean"] <= 1.0
+    assert (overall["scenes"], overall["pairs"]) == (5, 8)  # colour excluded: 3 quadruplets and 2 pairs
 
 
 def test_demo_physics_section(tmp_path: Path) -> None:
     from jepaworld.physics_eval import demo_physics
 
-    table = demo_physics(tmp_path, pairs=1, size=32)  # the checkpoint's size: no resizing
+    table = demo_physics(tmp_path, scenes=1, size=32)  # the checkpoint's size: no resizing
     assert "V-JEPA (shipped)" in table and "random init" in table and "overall" in table

@@ -33,11 +33,34 @@ def test_metrics_by_hand() -> None:
     m = metrics(index, scores)
     assert list(m) == ["gravity", "color", OVERALL]
     g = m["gravity"]
-    assert (g.pairs, g.pairwise_max, g.pairwise_mean, g.pairwise_event) == (2, 0.25, 0.5, 0.5)
+    assert (g.scenes, g.pairs, g.pairwise_max, g.pairwise_mean, g.pairwise_event) == (2, 2, 0.25, 0.5, 0.5)
+    assert (g.relative_max, g.relative_mean) == (g.pairwise_max, g.pairwise_mean)  # one pair per scene
     # AUROC of the max over the 4 gravity videos: impossible (0.5, 0.4) vs possible (0.5, 0.6) -> 0.5 / 4
     assert g.auroc == pytest.approx(0.125)
     assert m[OVERALL] == g  # the colour control is left out of overall
     assert (m["color"].pairwise_max, m["color"].auroc) == (1.0, 1.0)
+
+
+def test_relative_accuracy_sums_over_a_quadruplet() -> None:
+    # One permanence scene as a quadruplet: pair a (vanish) and pair b (appear). A content-driven score finds the
+    # vanishing less surprising than the possible video and the appearing more: pairwise 1 of 2, and the scene
+    # counts once, decided by the sums.
+    videos = [
+        {"file": f"q0{p}_{kind}", "split": "test", "property": "permanence", "scene": "q0", "pair": f"q0{p}",
+         "kind": kind, "t_div": 10}
+        for p in "ab" for kind in ("possible", "impossible")
+    ]  # fmt: skip
+    index = {"properties": ["permanence"], "control_properties": [], "videos": videos}
+
+    def s(mean: float, mx: float) -> VideoScore:
+        return VideoScore(mean=mean, max=mx, event=mx)
+
+    scores = {"q0a_possible": s(0.5, 0.9), "q0a_impossible": s(0.3, 0.8),  # vanish: less content, lower
+              "q0b_possible": s(0.3, 0.8), "q0b_impossible": s(0.6, 0.85)}  # fmt: skip
+    p = metrics(index, scores)["permanence"]
+    assert (p.scenes, p.pairs, p.pairwise_mean, p.pairwise_max) == (1, 2, 0.5, 0.5)
+    assert p.relative_mean == 1.0  # 0.3 + 0.6 > 0.5 + 0.3
+    assert p.relative_max == 0.0  # 0.8 + 0.85 < 0.9 + 0.8
 
 
 def test_event_max_uses_windows_that_reach_the_divergence() -> None:

@@ -12,11 +12,15 @@ the floor, and 1-3 circles or squares. Objects do not collide with each other: t
 and are drawn in a fixed order, the screen in front of all. Time runs over one unit per video whatever the
 frame count, so a seed shows the same events at any `size` and (up to the integration step) any `frames`.
 
-A scene is drawn from `np.random.default_rng(seed)`, so a seed gives the same video bit for bit. An impossible
-twin replays the same scene and applies one event (a vanishing, a teleport...) at an onset frame; its
-parameters come from a second generator seeded by (seed, property), so the scene itself never changes. `t_div`
-is measured on the pixels, not assumed: the first frame where the twins differ (for an object vanishing behind
-the screen, the frame where it should have come back out).
+A scene is drawn from `np.random.default_rng(seed)`, so a seed gives the same video bit for bit. Permanence,
+continuity, shape and colour are tested with IntPhys's quadruplets (`make_quad`): a second possible video B of
+the scene (one body absent, elsewhere, reshaped or recoloured from the start) and two impossible videos spliced
+from A and B at one frame, so that the impossible pair shows the same images as the possible pair. Gravity and
+solidity have no possible counterpart; their impossible twin replays the scene and applies one event (the body
+floats, or stops colliding) at an onset frame (`make_pair`). The choices come from a second generator seeded by
+(seed, property), so the scene itself never changes. `t_div` is measured on the pixels, not assumed: the first
+frame where a pair differs (for an object vanishing behind the screen, the frame where it should have come back
+out).
 """
 
 from __future__ import annotations
@@ -298,7 +302,7 @@ def _falling(scene: Scene, trace: _Trace) -> np.ndarray:
 # preferred variants first and each variant in random order: `_Splice`s for the quadruplet properties (`sim`
 # renders an altered scene), `_Event`s for the pair properties.
 _Candidates = list[tuple[int, int]]
-_Sim = Callable[[Scene], tuple[np.ndarray, "_Trace"]]
+_Sim = Callable[[Scene], tuple[np.ndarray, _Trace]]
 
 
 # ---- quadruplets: two possible videos of one scene, spliced into two impossible ones ----
@@ -358,12 +362,13 @@ def _plan_continuity(scene: Scene, trace: _Trace, rng: np.random.Generator, ever
     # B's body is far (a third of the scene) from where A's was a frame before, and the other way round.
     out = []
     onsets = sorted({t for t, _ in every})
+    hid_a = _hidden(scene, trace)
     for _ in range(4):
         i = int(rng.integers(len(scene.radius)))
         r = scene.radius[i]
         pos = (rng.uniform(WALL + r, 1.0 - WALL - r), rng.uniform(0.15 + r, 0.6))
         video, trace_b = sim(_altered(scene, i, pos=pos, vel=_random_velocity(rng, 1)[0]))
-        hid_a, hid_b = _hidden(scene, trace), _hidden(scene, trace_b)
+        hid_b = _hidden(scene, trace_b)
         a, b = trace.pos[:, i], trace_b.pos[:, i]  # (T, 2)
         for t in rng.permutation(onsets):
             far = min(np.linalg.norm(b[t] - a[t - 1]), np.linalg.norm(a[t] - b[t - 1])) >= 0.3
@@ -377,6 +382,7 @@ def _plan_shape(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _C
     # resized body's path drifts after its first contact; splice only while the two stay within the size
     # difference of each other, so the impossible videos show a change of shape and not a jump.
     out = []
+    hid_a = _hidden(scene, trace)
     for i in rng.permutation(len(scene.radius)):
         r, square = float(scene.radius[i]), bool(scene.square[i])
         if rng.random() < 0.5:
@@ -389,7 +395,7 @@ def _plan_shape(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _C
         x, y = scene.pos[i]
         pos = (float(np.clip(x, WALL + new_r, 1.0 - WALL - new_r)), float(min(y, FLOOR - new_r)))
         video, trace_b = sim(_altered(scene, i, pos=pos, radius=new_r, square=new_square))
-        hid_a, hid_b = _hidden(scene, trace), _hidden(scene, trace_b)
+        hid_b = _hidden(scene, trace_b)
         gap = np.linalg.norm(trace.pos[:, i] - trace_b.pos[:, i], axis=-1)  # (T,)
         ok = [t for t, j in every if j == i and gap[t - 1 : t + 1].max() <= abs(new_r - r) + 0.01]
         out += [

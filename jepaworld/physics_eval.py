@@ -143,15 +143,15 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
         scenes: dict[str, list[int]] = {}  # scene -> indices of its pairs in `names`
         for i, p in enumerate(names):
             scenes.setdefault(scene_of[p], []).append(i)
-        groups_ix = list(scenes.values())
+        scene_ix = list(scenes.values())
         out[prop] = PropertyScore(
             scenes=len(scenes),
             pairs=len(names),
             pairwise_max=_pairwise([(a.max, b.max) for a, b in zip(pos, imp, strict=True)]),
             pairwise_mean=_pairwise([(a.mean, b.mean) for a, b in zip(pos, imp, strict=True)]),
             pairwise_event=_pairwise([(a.event, b.event) for a, b in zip(pos, imp, strict=True)]),
-            relative_max=_relative(pos, imp, groups_ix, "max"),
-            relative_mean=_relative(pos, imp, groups_ix, "mean"),
+            relative_max=_relative(pos, imp, scene_ix, "max"),
+            relative_mean=_relative(pos, imp, scene_ix, "mean"),
             auroc=float(roc_auc_score([0] * len(pos) + [1] * len(imp), [s.max for s in pos + imp])),
         )
     return out

@@ -346,11 +346,11 @@ def _plan_permanence(scene: Scene, trace: _Trace, rng: np.random.Generator, ever
     seen = np.cumsum(~hidden, axis=0)  # (T, K) frames so far with the body at least partly in view
     behind = _shuffled(rng, [(t, i) for t, i in every if hidden[t, i] and seen[t - 1, i] >= 2])
     plain = _shuffled(rng, [(t, i) for t, i in every if _visible(hidden, t, i)])
-    videos: dict[int, np.ndarray] = {}
+    candidates = [(c, ("vanish_behind_occluder", "appear_behind_occluder")) for c in behind]
+    candidates += [(c, ("vanish", "appear")) for c in plain]
+    videos: dict[int, np.ndarray] = {}  # body -> the video without it, rendered once
     out = []
-    for (t, i), detail in [(c, ("vanish_behind_occluder", "appear_behind_occluder")) for c in behind] + [
-        (c, ("vanish", "appear")) for c in plain
-    ]:
+    for (t, i), detail in candidates:
         if i not in videos:
             videos[i] = sim(_altered(scene, i))[0]
         out.append(_Splice(video=videos[i], onset=t, detail=detail))

@@ -81,6 +81,7 @@ class MethodConfig:
     ema_end: float = _f(1.0, "EMA momentum at the last step")
     regularizer: str = _f("none", "collapse regulariser on context embeddings: none | vicreg | sigreg")
     reg_weight: float = _f(1.0, "weight of the regulariser")
+    reg_on: str = _f("pooled", "ijepa/vjepa regulariser input: pooled (per sample) | tokens (per position)")
     vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)")
     vicreg_cov_weight: float = _f(1.0, "VICReg covariance-term weight (inside the regulariser)")
     expander_dim: int = _f(512, "VICReg expander output width")

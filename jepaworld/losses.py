@@ -90,6 +90,11 @@ class Regularizer(nn.Module):
         super().__init__()
         if kind not in ("none", "vicreg", "sigreg"):
             raise ValueError(f"unknown regulariser '{kind}'; choose none, vicreg or sigreg")
+        if kind == "vicreg" and cov_weight <= 0:
+            # The expander feeds only this loss, so without the covariance term its last layer can meet the
+            # variance hinge by scaling up, and the encoder is not regularised at all (measured: reg/var 0.0).
+            raise ValueError(f"vicreg with cov_weight={cov_weight} regularises nothing (the expander can scale its "
+                             "output up to meet the variance term); set --method.vicreg_cov_weight > 0")  # fmt: skip
         self.kind, self.weight = kind, weight
         self.std_weight, self.cov_weight, self.slices = std_weight, cov_weight, slices
         if kind == "vicreg":
@@ -100,14 +105,22 @@ class Regularizer(nn.Module):
             )  # fmt: skip
 
     def forward(self, z: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """z (N, D): statistics over the N samples. z (B, P, D): per position, over the batch: each of the P
+        positions is centred on its batch mean first, so a feature counts as spread only where it differs
+        between samples at the same position (the position embedding alone spreads tokens, but carries nothing
+        about the sample)."""
         if self.kind == "none":
             return z.new_zeros(()), {}
         z = z.float()
         if self.kind == "vicreg":
-            e = self.expander(z)
+            e = self.expander(z.flatten(0, -2)).view(*z.shape[:-1], -1)  # (N, E) or (B, P, E)
+            if e.dim() == 3:
+                e = (e - e.mean(0)).flatten(0, 1)  # (B * P, E) within-position deviations
             var, cov = variance_loss(e), covariance_loss(e)
             loss = self.std_weight * var + self.cov_weight * cov
             return self.weight * loss, {"reg/var": var.item(), "reg/cov": cov.item()}
+        if z.dim() == 3:
+            z = (z - z.mean(0)).flatten(0, 1)  # (B * P, D) within-position deviations
         g = torch.Generator().manual_seed(1_000_003 * step + 17)
         stat = sigreg(z, random_directions(z.shape[1], self.slices, g).to(z.device))
         return self.weight * stat, {"reg/sigreg": stat.item()}

@@ -219,3 +219,49 @@ def test_regularizer_values() -> None:
     assert none.item() == 0.0 and logs == {}
     with pytest.raises(ValueError, match="unknown regulariser"):
         Regularizer(kind="barlow", dim=8)
+    with pytest.raises(ValueError, match="vicreg_cov_weight > 0"):
+        Regularizer(kind="vicreg", dim=8, cov_weight=0.0)
+
+
+def test_regularizer_per_position_matches_reference() -> None:
+    # (B, P, D) input: the expander runs on every token, each position is centred on its batch mean, and the
+    # VICReg terms are taken over the pooled deviations. Reference in numpy, per position, with explicit loops.
+    torch.manual_seed(0)
+    reg = Regularizer(kind="vicreg", dim=8, weight=0.5, std_weight=2.0, cov_weight=0.3, expander_dim=16)
+    z = torch.randn(6, 5, 8, generator=gen(3))
+    loss, logs = reg(z, step=0)
+    e = reg.expander(z.reshape(30, 8)).detach().double().numpy().reshape(6, 5, 16)
+    dev = np.concatenate([e[:, p] - e[:, p].mean(0) for p in range(5)])  # (30, 16)
+    n = len(dev)
+    std = np.sqrt(np.array([np.sum((dev[:, j] - dev[:, j].mean()) ** 2) / (n - 1) for j in range(16)]) + 1e-4)
+    var = np.maximum(0.0, 1.0 - std).mean()
+    cov = np.cov(dev, rowvar=False)  # (16, 16), ddof 1
+    off = sum(cov[i, j] ** 2 for i in range(16) for j in range(16) if i != j) / 16
+    assert logs["reg/var"] == pytest.approx(var, rel=1e-4)
+    assert logs["reg/cov"] == pytest.approx(off, rel=1e-4)
+    assert loss.item() == pytest.approx(0.5 * (2.0 * var + 0.3 * off), rel=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["vicreg", "sigreg"])
+def test_per_position_regularizer_sees_position_only_features_as_collapse(kind: str) -> None:
+    # Tokens that encode only their position are spread over tokens, but identical across samples: pooled over
+    # tokens the regulariser is content, per position it flags the collapse.
+    torch.manual_seed(0)
+    reg = Regularizer(kind=kind, dim=8, expander_dim=16, slices=32)
+    position = torch.randn(1, 16, 8, generator=gen(1)) * 1.5  # (1, P, D)
+    tokens = position + 1e-3 * torch.randn(32, 16, 8, generator=gen(2))  # (B, P, D)
+    samples = torch.randn(32, 16, 8, generator=gen(4))  # content that differs per sample
+
+    def spread_penalty(z: torch.Tensor) -> float:  # VICReg: its variance term; SIGReg: the statistic
+        loss, logs = reg(z, step=0)
+        return logs["reg/var"] if kind == "vicreg" else loss.item()
+
+    per_position, over_tokens, healthy = (
+        spread_penalty(tokens),
+        spread_penalty(tokens.flatten(0, 1)),
+        spread_penalty(samples),
+    )
+    if kind == "vicreg":  # 1 = every expander dimension has zero spread; a fresh expander's outputs spread ~0.3
+        assert per_position > 0.95 and max(over_tokens, healthy) < 0.8, (per_position, over_tokens, healthy)
+    else:
+        assert per_position > 3 * max(over_tokens, healthy), (per_position, over_tokens, healthy)

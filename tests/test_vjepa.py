@@ -97,3 +97,21 @@ def test_train_a_few_steps_on_a_tiny_suite(tmp_path: Path) -> None:
     result = train(cfg)
     assert result.steps == 2 and torch.isfinite(torch.tensor(result.loss))
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("target", ["ema", "online"])
+def test_per_position_regulariser_trains_the_encoder_on_every_token(target: str) -> None:
+    overrides = {"method.regularizer": "vicreg", "method.reg_on": "tokens", "method.target": target}
+    method = _method("vjepa-physics-micro", **overrides)
+    assert isinstance(method, JEPA) and (method.target_encoder is None) == (target == "online")
+    loss, logs = method(_batch(method))
+    assert logs["reg/var"] > 0
+    loss.backward()
+    for name, p in method.named_parameters():
+        if p.requires_grad:
+            assert p.grad is not None and p.grad.abs().sum() > 0, name
+    # Pooled context embeddings reach the regulariser through a different path, with a different value.
+    pooled = _method("vjepa-physics-micro", **{**overrides, "method.reg_on": "pooled"})
+    assert pooled(_batch(pooled))[1]["reg/var"] != pytest.approx(logs["reg/var"])
+    with pytest.raises(ValueError, match="reg_on"):
+        _method("vjepa-physics-micro", **{"method.reg_on": "frames"})

@@ -50,7 +50,7 @@ def build_ijepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
     me = cfg.method
     return JEPA(
         encoder=enc, predictor=pred, mask=mask, loss=me.loss, target=me.target,
-        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim),
+        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim), reg_on=me.reg_on,
     )  # fmt: skip
 
 
@@ -75,7 +75,7 @@ def build_vjepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
     pred = predictor_for(enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=enc.dim)
     return JEPA(
         encoder=enc, predictor=pred, mask=vjepa_mask(cfg.mask, enc.grid), loss=me.loss, target=me.target,
-        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim),
+        ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim), reg_on=me.reg_on,
     )  # fmt: skip
 
 

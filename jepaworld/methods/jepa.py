@@ -35,14 +35,18 @@ class JEPA(Method):
         target: str = "ema",
         ema: tuple[float, float] = (0.996, 1.0),
         regularizer: Regularizer | None = None,
+        reg_on: str = "pooled",
     ) -> None:
         super().__init__()
         if target not in ("ema", "online"):
             raise ValueError(f"unknown target '{target}'; choose ema or online")
+        if reg_on not in ("pooled", "tokens"):
+            raise ValueError(f"unknown reg_on '{reg_on}'; choose pooled or tokens")
         self.encoder, self.predictor, self.mask = encoder, predictor, mask
         self.loss_kind, self.target, self.ema = loss, target, ema
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False) if target == "ema" else None
         self.reg = regularizer or Regularizer(kind="none", dim=encoder.dim)
+        self.reg_on = reg_on
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     @property
@@ -70,13 +74,21 @@ class JEPA(Method):
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx, tgt = batch["x"], batch["ctx"], batch["tgt"]
         B, M, Nt = tgt.shape
-        h = self.targets(x)  # (B, N, D)
+        if self.reg_on == "tokens":
+            # Every position of the full input through the online encoder, with gradient: the regulariser
+            # asks each position to differ across the batch, which the sparse context tokens cannot show.
+            online = self.encoder(x)  # (B, N, D)
+            h = F.layer_norm(online.detach(), (online.shape[-1],)) if self.target_encoder is None else self.targets(x)
+        else:
+            h = self.targets(x)  # (B, N, D)
         target = gather_tokens(h, tgt.flatten(1)).view(B, M, Nt, -1)  # (B, M, Nt, D)
         z, pred = self.predict(x, ctx, tgt)
         pred_loss = regression_loss(pred.float(), target.float(), self.loss_kind)
-        # Per-image pooled embeddings: features that encode only the token position pool to one vector for
-        # every image, which the regulariser sees as collapse (over tokens it would not).
-        reg_loss, logs = self.reg(z.mean(dim=1), int(self.step))
+        # Pooled: per-image embeddings, since features that encode only the token position pool to one vector
+        # for every image, which the regulariser sees as collapse (over tokens it would not). Tokens: the same
+        # guard per position (`Regularizer` centres each position on its batch mean).
+        reg_in = online if self.reg_on == "tokens" else z.mean(dim=1)
+        reg_loss, logs = self.reg(reg_in, int(self.step))
         return pred_loss + reg_loss, {"loss/pred": pred_loss.item(), **logs}
 
     @torch.no_grad()

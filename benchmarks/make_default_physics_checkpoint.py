@@ -1,6 +1,6 @@
 """Train and export the default surprise checkpoint shipped as `jepaworld/assets/vjepa_physics.pt`.
 
-    python benchmarks/make_default_physics_checkpoint.py            # seed 0, 600 steps, ~10-15 min on 2 CPU cores
+    python benchmarks/make_default_physics_checkpoint.py   # seed 0, 600 steps, ~3 min on one idle core (1 thread)
 
 It runs `jepaworld pretrain --preset vjepa-physics --train.steps 600 --train.time_budget_s 0 --train.seed 0` on the
 default suite (`jepaworld physics generate --out data/physics`, suite seed 0; generated if missing), then keeps only

@@ -7,9 +7,10 @@ model's prediction error ("surprise") is compared within matched pairs: the impo
 more than its possible twin.
 
 World: the unit square with y growing downwards (as in images), side walls `WALL` thick, a floor whose top is
-at `FLOOR`, gravity, bouncy collisions with floor and walls, an optional static screen (occluder) standing on
-the floor, and 1-3 circles or squares. Objects do not collide with each other: they sit at different depths
-and are drawn in a fixed order, the screen in front of all. Time runs over one unit per video whatever the
+at `FLOOR`, gravity, bouncy collisions with floor and walls, and 1-3 circles or squares. A scene has either a
+static screen (occluder) standing on the floor, or a solid barrier (a low interior wall the bodies bounce off,
+side or top), or neither. Objects do not collide with each other: they sit at different depths and are drawn
+in a fixed order, the screen in front of all. Time runs over one unit per video whatever the
 frame count, so a seed shows the same events at any `size` and (up to the integration step) any `frames`.
 
 A scene is drawn from `np.random.default_rng(seed)`, so a seed gives the same video bit for bit. Permanence,
@@ -17,8 +18,10 @@ continuity, shape and colour are tested with IntPhys's quadruplets (`make_quad`)
 the scene (one body absent, elsewhere, reshaped or recoloured from the start) and two impossible videos spliced
 from A and B at one frame, so that the impossible pair shows the same images as the possible pair. Gravity and
 solidity have no possible counterpart; their impossible twin replays the scene and applies one event (the body
-floats, or stops colliding) at an onset frame (`make_pair`). The choices come from a second generator seeded by
-(seed, property), so the scene itself never changes. `t_div` is measured on the pixels, not assumed: the first
+floats, or passes through the barrier instead of bouncing off it) at an onset frame (`make_pair`). Solidity
+uses the interior barrier, not the floor or the side walls, so the body stays in view after the violation and
+the impossible twin has as much to predict as its possible partner. The choices come from a second generator
+seeded by (seed, property), so the scene itself never changes. `t_div` is measured on the pixels, not assumed: the first
 frame where a pair differs (for an object vanishing behind the screen, the frame where it should have come back
 out).
 """
@@ -55,6 +58,7 @@ BACKGROUND = (214, 220, 228)
 FLOOR_COLOR = (92, 84, 76)
 WALL_COLOR = (128, 120, 112)
 OCCLUDER_COLOR = (70, 78, 96)
+BARRIER_WIDTH = 0.06  # the interior barrier: as solid as the side walls, thicker so it shows at 32 px
 
 
 class ViolationUnavailable(ValueError):
@@ -72,6 +76,7 @@ class Scene:
     square: np.ndarray  # (K,) bool, False is a circle
     hsv: np.ndarray  # (K, 3) colour, each channel in [0, 1]
     occluder: tuple[float, float, float] | None  # (x0, x1, top) of a screen standing on the floor
+    barrier: tuple[float, float, float] | None = None  # (x0, x1, top) of a solid wall standing on the floor
 
 
 @dataclass(frozen=True)
@@ -111,15 +116,27 @@ def make_scene(seed: int) -> Scene:
     square = rng.random(k) < 0.5
     x = rng.uniform(WALL + radius, 1.0 - WALL - radius)
     y = rng.uniform(0.15 + radius, 0.6)
-    return Scene(
-        seed=seed,
-        pos=np.stack([x, y], axis=1),
-        vel=_random_velocity(rng, k),
-        radius=radius,
-        square=square,
-        hsv=_random_hsv(rng, k),
-        occluder=occluder,
-    )
+    vel, hsv = _random_velocity(rng, k), _random_hsv(rng, k)
+    barrier = None
+    # Drawn after everything else, so adding the barrier left every other draw of a seed as it was.
+    if occluder is None and rng.random() < 0.75:
+        x0 = rng.uniform(0.35, 0.65 - BARRIER_WIDTH)
+        barrier = (float(x0), float(x0 + BARRIER_WIDTH), float(rng.uniform(0.35, 0.6)))
+    pos = np.stack([x, y], axis=1)
+    return Scene(seed=seed, pos=pos, vel=vel, radius=radius, square=square, hsv=hsv, occluder=occluder,
+                 barrier=barrier)  # fmt: skip
+
+
+def _clear_of_barrier(pos: np.ndarray, radius: np.ndarray, barrier: tuple[float, float, float] | None) -> np.ndarray:
+    """(K, 2) start positions with any body that overlaps the barrier moved sideways out of it (to the nearer
+    side; the barrier stands in the middle third, so there is always room before the side wall)."""
+    if barrier is None:
+        return pos
+    x0, x1, top = barrier
+    x, y = pos[:, 0], pos[:, 1]
+    inside = (x + radius > x0) & (x - radius < x1) & (y + radius > top)
+    left = x < (x0 + x1) / 2
+    return np.stack([np.where(inside, np.where(left, x0 - radius, x1 + radius), x), y], axis=1)
 
 
 @dataclass
@@ -132,13 +149,13 @@ class _Bodies:
     square: np.ndarray  # (K,) bool
     hsv: np.ndarray  # (K, 3)
     gscale: np.ndarray  # (K,) gravity multiplier: 1 normal, 0 floats, -1 falls upwards
-    solid: np.ndarray  # (K,) bool, collides with floor and walls
+    solid: np.ndarray  # (K,) bool, collides with the barrier (floor and walls always hold)
 
     @classmethod
     def from_scene(cls, scene: Scene) -> _Bodies:
         k = len(scene.radius)
         return cls(
-            pos=scene.pos.copy(),
+            pos=_clear_of_barrier(scene.pos.copy(), scene.radius, scene.barrier),
             vel=scene.vel.copy(),
             radius=scene.radius.copy(),
             square=scene.square.copy(),
@@ -153,7 +170,7 @@ class _Event:
     """One violation, applied to the state just before the simulation steps into frame `onset`."""
 
     onset: int
-    kind: str  # float | fall_upward | intangible
+    kind: str  # float | fall_upward | intangible (passes through the barrier)
     body: int
     detail: str
 
@@ -164,8 +181,8 @@ class _Trace:
 
     pos: np.ndarray  # (T, K, 2)
     vel: np.ndarray  # (T, K, 2)
-    floor_hit: np.ndarray  # (T, K) impact speed on the floor while stepping into frame t, 0 if none
-    wall_hit: np.ndarray  # (T, K) same for the side walls
+    side_hit: np.ndarray  # (T, K) speed into a side of the barrier while stepping into frame t, 0 if none
+    top_hit: np.ndarray  # (T, K) same, onto the top of the barrier
 
 
 def _apply_event(b: _Bodies, ev: _Event) -> None:
@@ -180,32 +197,55 @@ def _apply_event(b: _Bodies, ev: _Event) -> None:
         raise ValueError(f"unknown event kind {ev.kind!r}")
 
 
-def _advance(b: _Bodies, *, substeps: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Semi-implicit Euler over `substeps` steps, in place; returns peak floor and wall impact speeds (K,)."""
-    floor_hit = np.zeros(len(b.radius))
-    wall_hit = np.zeros(len(b.radius))
+def _land(b: _Bodies, on: np.ndarray, top: float, dt: float) -> np.ndarray:
+    """Bodies `on` (K,) bool pushed into a surface at height `top` from above: clamp them onto it, reflect the
+    downward speed, let slow bounces come to rest, apply friction. Returns the (K,) impact speeds."""
+    falling = on & (b.vel[:, 1] > 0)
+    hit = np.where(falling, b.vel[:, 1], 0.0)
+    b.pos[on, 1] = top - b.radius[on]
+    b.vel[falling, 1] *= -RESTITUTION_FLOOR
+    b.vel[on & (np.abs(b.vel[:, 1]) < REST_SPEED), 1] = 0.0
+    b.vel[on, 0] *= 1.0 - FRICTION * dt
+    return hit
+
+
+def _advance(
+    b: _Bodies, barrier: tuple[float, float, float] | None, *, substeps: int, dt: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Semi-implicit Euler over `substeps` steps, in place; returns the peak impact speeds (K,) into the sides
+    and onto the top of the barrier. Bodies collide as their bounding boxes (a circle's box is its square)."""
+    side_hit, top_hit = np.zeros(len(b.radius)), np.zeros(len(b.radius))
     r = b.radius
     for _ in range(substeps):
         b.vel[:, 1] += GRAVITY * b.gscale * dt
         b.pos += b.vel * dt
-        solid = b.solid
-        # Floor: clamp, reflect the downward speed, and let slow bounces come to rest.
-        on_floor = solid & (b.pos[:, 1] + r > FLOOR)
-        falling = on_floor & (b.vel[:, 1] > 0)
-        floor_hit = np.maximum(floor_hit, np.where(falling, b.vel[:, 1], 0.0))
-        b.pos[on_floor, 1] = FLOOR - r[on_floor]
-        b.vel[falling, 1] *= -RESTITUTION_FLOOR
-        b.vel[on_floor & (np.abs(b.vel[:, 1]) < REST_SPEED), 1] = 0.0
-        b.vel[on_floor, 0] *= 1.0 - FRICTION * dt
+        _land(b, b.pos[:, 1] + r > FLOOR, FLOOR, dt)
         # Side walls: clamp inside, reflect the speed heading into the wall.
-        left = solid & (b.pos[:, 0] - r < WALL)
-        right = solid & (b.pos[:, 0] + r > 1.0 - WALL)
+        left = b.pos[:, 0] - r < WALL
+        right = b.pos[:, 0] + r > 1.0 - WALL
         into = (left & (b.vel[:, 0] < 0)) | (right & (b.vel[:, 0] > 0))
-        wall_hit = np.maximum(wall_hit, np.where(into, np.abs(b.vel[:, 0]), 0.0))
         b.pos[left, 0] = WALL + r[left]
         b.pos[right, 0] = 1.0 - WALL - r[right]
         b.vel[into, 0] *= -RESTITUTION_WALL
-    return floor_hit, wall_hit
+        if barrier is None:
+            continue
+        # Barrier: push an overlapping body out the way it went in least deep (top, left or right side).
+        x0, x1, top = barrier
+        x, y = b.pos[:, 0], b.pos[:, 1]
+        inside = b.solid & (x + r > x0) & (x - r < x1) & (y + r > top)
+        if not inside.any():
+            continue
+        from_left, from_right, from_top = x + r - x0, x1 - (x - r), y + r - top  # (K,) penetration depths
+        on_top = inside & (from_top < np.minimum(from_left, from_right))
+        to_left = inside & ~on_top & (from_left <= from_right)
+        to_right = inside & ~on_top & ~to_left
+        top_hit = np.maximum(top_hit, _land(b, on_top, top, dt))
+        into = (to_left & (b.vel[:, 0] > 0)) | (to_right & (b.vel[:, 0] < 0))
+        side_hit = np.maximum(side_hit, np.where(into, np.abs(b.vel[:, 0]), 0.0))
+        b.pos[to_left, 0] = x0 - r[to_left]
+        b.pos[to_right, 0] = x1 + r[to_right]
+        b.vel[into, 0] *= -RESTITUTION_WALL
+    return side_hit, top_hit
 
 
 def _backdrop(scene: Scene, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -216,6 +256,9 @@ def _backdrop(scene: Scene, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
     image[:] = BACKGROUND
     image[((xs < WALL) | (xs > 1.0 - WALL)) & (ys < FLOOR)] = WALL_COLOR
     image[np.broadcast_to(ys >= FLOOR, (size, size))] = FLOOR_COLOR
+    if scene.barrier is not None:  # part of the backdrop: a body passing through it is drawn in front
+        x0, x1, top = scene.barrier
+        image[(xs >= x0) & (xs <= x1) & (ys >= top) & (ys < FLOOR)] = WALL_COLOR
     screen = np.zeros((size, size), dtype=bool)
     if scene.occluder is not None:
         x0, x1, top = scene.occluder
@@ -250,16 +293,15 @@ def _simulate(scene: Scene, *, frames: int, size: int, event: _Event | None = No
     k = len(scene.radius)
     video = np.empty((frames, size, size, 3), dtype=np.uint8)
     pos, vel = np.zeros((frames, k, 2)), np.zeros((frames, k, 2))
-    floor_hit, wall_hit = np.zeros((frames, k)), np.zeros((frames, k))
+    hits = np.zeros((2, frames, k))  # into the barrier's sides, onto its top
     for t in range(frames):
         if event is not None and t == event.onset:
             _apply_event(b, event)
         if t > 0:
-            fh, wh = _advance(b, substeps=substeps, dt=dt)
-            floor_hit[t], wall_hit[t] = fh[:k], wh[:k]
+            hits[:, t] = _advance(b, scene.barrier, substeps=substeps, dt=dt)
         pos[t], vel[t] = b.pos[:k], b.vel[:k]
         video[t] = _render(b, backdrop, screen, xs, ys)
-    return video, _Trace(pos=pos, vel=vel, floor_hit=floor_hit, wall_hit=wall_hit)
+    return video, _Trace(pos=pos, vel=vel, side_hit=hits[0], top_hit=hits[1])
 
 
 # ---- planning: candidate events per property, preferred variants first, each list in random order ----
@@ -429,15 +471,14 @@ def _plan_gravity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: 
 
 
 def _plan_solidity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    # Preferred: switch collisions off on the frame of a real bounce, so the body goes through instead.
-    bounces = [(t, i) for t, i in every if trace.floor_hit[t, i] > 0.5 or trace.wall_hit[t, i] > 0.2]
-    events = []
-    for t, i in _shuffled(rng, bounces):
-        detail = "through_floor" if trace.floor_hit[t, i] >= trace.wall_hit[t, i] else "through_wall"
-        events.append(_Event(onset=t, kind="intangible", body=i, detail=detail))
-    resting = _resting(scene, trace)
-    grounded = _shuffled(rng, [(t, i) for t, i in every if resting[t - 1, i]])
-    return events + [_Event(onset=t, kind="intangible", body=i, detail="sink_into_floor") for t, i in grounded]
+    # Switch the barrier off for the body on the frame of a real bounce off it, so it goes through instead and
+    # stays in view. (Through the floor or a side wall it would leave the frame, and the impossible twin would
+    # have less to predict: a content difference, not a violation, would decide the pair.)
+    side = [(t, i) for t, i in every if trace.side_hit[t, i] > 0.2]
+    top = [(t, i) for t, i in every if trace.top_hit[t, i] > 0.5 and trace.side_hit[t, i] <= 0.2]
+    return [_Event(onset=t, kind="intangible", body=i, detail="through_barrier") for t, i in _shuffled(rng, side)] + [
+        _Event(onset=t, kind="intangible", body=i, detail="into_barrier_top") for t, i in _shuffled(rng, top)
+    ]
 
 
 _QUAD_PLANNERS = {

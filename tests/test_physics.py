@@ -152,23 +152,47 @@ def test_generate_suite_tiny(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "index.json").read_bytes() == (tmp_path / "b" / "index.json").read_bytes()
 
 
-def test_fallback_violations_move_a_resting_body() -> None:
-    # The fallbacks for a body at rest on the floor: rise off it (gravity), or sink into it (solidity).
+def _one_body(pos: tuple[float, float], vel: tuple[float, float], r: float = 0.08, **scene: object) -> physics.Scene:
+    return physics.Scene(
+        seed=-1, pos=np.array([pos]), vel=np.array([vel]), radius=np.array([r]), square=np.array([True]),
+        hsv=np.array([[0.0, 1.0, 1.0]]), occluder=None, **scene,
+    )  # fmt: skip
+
+
+def test_gravity_fallback_lifts_a_resting_body() -> None:
     r = 0.08
-    scene = physics.Scene(
-        seed=-1,
-        pos=np.array([[0.5, physics.FLOOR - r]]),
-        vel=np.array([[0.3, 0.0]]),
-        radius=np.array([r]),
-        square=np.array([True]),
-        hsv=np.array([[0.0, 1.0, 1.0]]),
-        occluder=None,
-    )
+    scene = _one_body((0.5, physics.FLOOR - r), (0.3, 0.0), r)
     frames = 16
     _, trace = physics._simulate(scene, frames=frames, size=SIZE)
     assert physics._resting(scene, trace).all()
-    for kind, direction in (("fall_upward", -1.0), ("intangible", 1.0)):  # y points down
-        event = physics._Event(onset=frames // 2, kind=kind, body=0, detail=kind)
-        _, moved = physics._simulate(scene, frames=frames, size=SIZE, event=event)
-        np.testing.assert_array_equal(moved.pos[: frames // 2], trace.pos[: frames // 2])
-        assert direction * (moved.pos[-1, 0, 1] - trace.pos[-1, 0, 1]) > 0.1
+    event = physics._Event(onset=frames // 2, kind="fall_upward", body=0, detail="fall_upward")
+    _, moved = physics._simulate(scene, frames=frames, size=SIZE, event=event)
+    np.testing.assert_array_equal(moved.pos[: frames // 2], trace.pos[: frames // 2])
+    assert trace.pos[-1, 0, 1] - moved.pos[-1, 0, 1] > 0.1  # y points down
+
+
+def test_barrier_is_solid_and_the_solidity_twin_passes_through_in_view() -> None:
+    r, barrier = 0.06, (0.5, 0.56, 0.4)
+    scene = _one_body((0.25, physics.FLOOR - r), (1.5, 0.0), r, barrier=barrier)  # sliding right, into it
+    frames = 32
+    _, trace = physics._simulate(scene, frames=frames, size=SIZE)
+    right_edge = trace.pos[:, 0, 0] + r
+    assert (right_edge <= barrier[0] + 1e-9).all() and trace.side_hit.max() > 0.2  # bounced back off its side
+    t = int(np.flatnonzero(trace.side_hit[:, 0] > 0)[0])
+    event = physics._Event(onset=t, kind="intangible", body=0, detail="through_barrier")
+    _, ghost = physics._simulate(scene, frames=frames, size=SIZE, event=event)
+    np.testing.assert_array_equal(ghost.pos[:t], trace.pos[:t])
+    assert ghost.pos[-1, 0, 0] - r > barrier[1]  # came out the other side...
+    assert (ghost.pos[:, 0, 0] + r <= 1.0 - physics.WALL + 1e-9).all()  # ...and stayed in view
+
+
+def test_bodies_never_start_inside_the_barrier() -> None:
+    barrier = (0.45, 0.51, 0.5)
+    pos = np.array([[0.46, 0.55], [0.50, 0.55], [0.46, 0.2], [0.2, 0.7]])  # the first two overlap it
+    radius = np.full(4, 0.06)
+    out = physics._clear_of_barrier(pos, radius, barrier)
+    np.testing.assert_allclose(out[:, 0], [0.45 - 0.06, 0.51 + 0.06, 0.46, 0.2])
+    np.testing.assert_array_equal(out[:, 1], pos[:, 1])
+    scenes = [physics.make_scene(s) for s in range(200)]
+    with_barrier = [s for s in scenes if s.barrier is not None]
+    assert 30 < len(with_barrier) < 90 and all(s.occluder is None for s in with_barrier)

@@ -14,6 +14,7 @@ import io
 import json
 import math
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -78,19 +79,26 @@ def probe_all(
         tr = tr.subset(probe_cfg.max_train)  # only the labelled images a probe uses need encoding
     te = build_dataset(cfg.data, "test")
     results: dict[str, list[ProbeResult]] = {p: [] for p in pools}
+    # Probing takes minutes on 2 cores (the demo: about 10); say what is happening instead of going quiet.
+    print(f"probing {len(runs) + 2 * baselines} feature sets on {len(tr.labels)} labelled / {len(te.labels)} test "
+          f"images (linear, kNN, {probe_cfg.shots}-shot)", flush=True)  # fmt: skip
 
     def add(name: str, encoder, extra: dict | None = None) -> None:
+        t0 = time.perf_counter()
         ftr, fte = extract_pools(encoder, tr.images, pools), extract_pools(encoder, te.images, pools)
         for p in pools:
             r = evaluate(name, ftr[p], tr.labels, fte[p], te.labels, probe_cfg)
             r.extra = dict(extra or {})
             results[p].append(r)
+        print(f"  probed {name} in {time.perf_counter() - t0:.0f} s", flush=True)
 
     if baselines:
+        t0 = time.perf_counter()
         raw = evaluate("raw pixels", tr.images.flatten(1).float(), tr.labels, te.images.flatten(1).float(),
                        te.labels, probe_cfg)  # fmt: skip
         for p in pools:
             results[p].append(raw)
+        print(f"  probed raw pixels in {time.perf_counter() - t0:.0f} s", flush=True)
         torch.manual_seed(cfg.train.seed)
         add("random init", build_method(cfg, spec_of(tr)).eval_encoder)
     for name, run in runs.items():

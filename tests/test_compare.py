@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import micro_config
 
 from jepaworld.compare import calibrate_steps, compare
@@ -17,9 +18,12 @@ def test_calibrated_steps_scale_with_the_budget(tmp_path: Path) -> None:
     assert all(long[k] > 3 * short[k] for k in cfgs), (short, long)
 
 
-def test_compare_writes_one_table_with_baselines(tmp_path: Path) -> None:
+def test_compare_writes_one_table_with_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
     results = compare(cfgs, seconds=1.0, out=tmp_path / "cmp")
+    said = capsys.readouterr().out  # the probing stage reports each feature set as it finishes
+    assert "probing 4 feature sets" in said
+    assert all(f"probed {n} in" in said for n in ("raw pixels", "random init", "I-JEPA", "MAE"))
     assert [r.name for r in results] == ["raw pixels", "random init", "I-JEPA", "MAE"]
     assert all(0.0 < r.linear <= 1.0 and 0.0 < r.knn <= 1.0 for r in results)
     rows = json.loads((tmp_path / "cmp" / "results-mean.json").read_text())

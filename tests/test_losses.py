@@ -244,8 +244,8 @@ def test_regularizer_per_position_matches_reference() -> None:
 
 @pytest.mark.parametrize("kind", ["vicreg", "sigreg"])
 def test_per_position_regularizer_sees_position_only_features_as_collapse(kind: str) -> None:
-    # Tokens that encode only their position are spread over tokens, but identical across samples: pooled over
-    # tokens the regulariser is content, per position it flags the collapse.
+    # Tokens that encode only their position are spread over tokens, but identical across samples: over the
+    # flattened tokens the regulariser is satisfied, per position it flags the collapse.
     torch.manual_seed(0)
     reg = Regularizer(kind=kind, dim=8, expander_dim=16, slices=32)
     position = torch.randn(1, 16, 8, generator=gen(1)) * 1.5  # (1, P, D)

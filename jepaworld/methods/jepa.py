@@ -6,7 +6,8 @@ spatio-temporal tube masks. Both are this one class: only the encoder's patch em
 Collapse prevention is pluggable. `target="ema"`: the target encoder is a momentum copy behind a stop-gradient
 (momentum annealed from `ema_start` to `ema_end`). `target="online"`: the target is the online encoder itself
 behind a stop-gradient, which collapses unless a regulariser (`VICReg` or `SIGReg` in `losses.Regularizer`) holds
-the context embeddings apart.
+the context embeddings apart. The regulariser sees per-sample pooled context embeddings (`reg_on="pooled"`) or,
+with `reg_on="tokens"`, the online encoder's features of every token, each position across the batch.
 """
 
 from __future__ import annotations

@@ -134,13 +134,21 @@ def keep_out_demo(model, probe, repeat: int, args: argparse.Namespace, out: Path
     return rows
 
 
+def _r2(metrics: dict) -> str:
+    """The probe's held-out R² per state dimension (probes saved before it was recorded have only the worst)."""
+    if "probe/r2" in metrics:
+        return "[" + ", ".join(f"{v:.2f}" for v in metrics["probe/r2"]) + "]"
+    return f"(worst {metrics['probe/r2_min']:.2f})"
+
+
 def _model_lines(env: str, run: Path, data: Path, args: argparse.Namespace, label: str):
     model, cfg, state = load_world_model(run)
     probe, metrics = probe_for(model, run_dir=run, data_path=data, step=int(state["step"]))
     lines = [f"\n**{env}, {label}** — preset `{PRESET[env]}` (lr {cfg.train.lr:g}, batch {cfg.train.batch_size}, "
              f"VICReg cov weight {cfg.method.vicreg_cov_weight:g}), {state['step']} steps in "
              f"{float(state['elapsed']):.0f} s of training on 1 thread, frameskip {cfg.data.frame_step}, horizon "
-             f"{args.horizon} macro-steps; probe held-out RMSE {metrics['probe/rmse']:.3f}"]  # fmt: skip
+             f"{args.horizon} macro-steps; probe held-out RMSE {metrics['probe/rmse']:.3f}, R² per state dimension "
+             f"{_r2(metrics)}"]  # fmt: skip
     if env == "two_rooms":
         d = model_diagnostics(model, probe, cfg.data.frame_step, seed=args.seed + 123)
         lines[-1] += (f"; latent goal cost vs true distance: Spearman {d['spearman']:.2f} (within 0.3 of the goal "

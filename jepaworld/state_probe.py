@@ -40,8 +40,9 @@ class StateProbe(nn.Module):
 
 def fit_state_probe(
     latents: torch.Tensor, states: torch.Tensor, *, steps: int = 600, lr: float = 3e-3, seed: int = 0
-) -> tuple[StateProbe, dict[str, float]]:
-    """Fit on 90% of (latents (N, D), states (N, S)); report the held-out RMSE per state unit and R²."""
+) -> tuple[StateProbe, dict]:
+    """Fit on 90% of (latents (N, D), states (N, S)); report the held-out RMSE per state unit, the R² of each
+    state dimension (`probe/r2`, a list) and the worst of them."""
     N, D = latents.shape
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(N, generator=g)
@@ -66,7 +67,8 @@ def fit_state_probe(
         err = probe(latents[val]) - states[val]  # (n_val, S)
         rmse = err.pow(2).mean().sqrt().item()
         r2 = 1 - err.pow(2).mean(0) / states[val].var(0).clamp_min(1e-12)
-    return probe.eval().requires_grad_(False), {"probe/rmse": rmse, "probe/r2_min": r2.min().item()}
+    metrics = {"probe/rmse": rmse, "probe/r2_min": r2.min().item(), "probe/r2": [round(v, 4) for v in r2.tolist()]}
+    return probe.eval().requires_grad_(False), metrics
 
 
 def sample_frames(path: str | Path, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,7 +98,7 @@ def encode_all(model, frames: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 def probe_for(
     model, *, run_dir: str | Path, data_path: str | Path, step: int, n: int = 4000, log=print
-) -> tuple[StateProbe, dict[str, float]]:
+) -> tuple[StateProbe, dict]:
     """The run's probe: loaded from ``run_dir/state_probe.pt`` when it belongs to checkpoint `step`, else fitted on
     `n` frames of `data_path` and saved there."""
     path = Path(run_dir) / PROBE_FILE
@@ -109,7 +111,7 @@ def probe_for(
     frames, states = sample_frames(data_path, n)
     probe, metrics = fit_state_probe(encode_all(model, frames), states)
     log(f"fitted the latent->state probe on {len(frames)} frames of {data_path}: held-out RMSE "
-        f"{metrics['probe/rmse']:.4f}, worst R² {metrics['probe/r2_min']:.3f}; saved {path}")  # fmt: skip
+        f"{metrics['probe/rmse']:.4f}, R² per state dimension {metrics['probe/r2']}; saved {path}")  # fmt: skip
     payload = {"probe": probe.state_dict(), "step": step, "latent_dim": model.frame_dim,
                "state_dim": states.shape[1], "metrics": metrics}  # fmt: skip
     atomic_save(payload, path)  # an interrupted save never leaves a probe file that later fails to load

@@ -131,7 +131,13 @@ def test_state_probe_fits_a_known_map():
     states = torch.stack([latents[:, 0] + 0.5 * latents[:, 1], torch.tanh(latents[:, 2])], dim=1)
     probe, metrics = fit_state_probe(latents, states, steps=300)
     assert metrics["probe/r2_min"] > 0.95 and metrics["probe/rmse"] < 0.15
+    r2 = metrics["probe/r2"]
+    assert len(r2) == 2 and min(r2) == pytest.approx(metrics["probe/r2_min"], abs=1e-4)
     assert probe(latents[:3]).shape == (3, 2)
+    # A state dimension the latents do not carry reads as R² near 0 on its own, not hidden in an average.
+    noise = torch.randn(800, generator=g)
+    _, metrics = fit_state_probe(latents, torch.stack([states[:, 0], noise], dim=1), steps=300)
+    assert metrics["probe/r2"][0] > 0.95 and metrics["probe/r2"][1] < 0.2
 
 
 def _tiny_world_model(tmp_path, **method: object):

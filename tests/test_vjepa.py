@@ -115,3 +115,5 @@ def test_per_position_regulariser_trains_the_encoder_on_every_token(target: str)
     assert pooled(_batch(pooled))[1]["reg/var"] != pytest.approx(logs["reg/var"])
     with pytest.raises(ValueError, match="reg_on"):
         _method("vjepa-physics-micro", **{"method.reg_on": "frames"})
+    with pytest.raises(ValueError, match="needs a regulariser"):
+        _method("vjepa-physics-micro", **{"method.reg_on": "tokens"})

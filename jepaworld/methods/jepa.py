@@ -47,6 +47,8 @@ class JEPA(Method):
         self.loss_kind, self.target, self.ema = loss, target, ema
         self.target_encoder = copy.deepcopy(encoder).requires_grad_(False) if target == "ema" else None
         self.reg = regularizer or Regularizer(kind="none", dim=encoder.dim)
+        if reg_on == "tokens" and self.reg.kind == "none":  # it would pay for a full encoder pass for nothing
+            raise ValueError("reg_on='tokens' needs a regulariser; set --method.regularizer vicreg or sigreg")
         self.reg_on = reg_on
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
 

@@ -49,9 +49,12 @@ def main() -> None:
         "train.out": args.run, "train.progress": "false", "data.path": args.suite,
     }  # fmt: skip
     cfg = apply_overrides(get_preset("vjepa-physics"), overrides)
-    if not (Path(args.run) / CHECKPOINT).exists():
+    run, index = Path(args.run) / CHECKPOINT, Path(args.suite) / "index.json"
+    if run.exists() and index.exists() and run.stat().st_mtime < index.stat().st_mtime:
+        raise SystemExit(f"{args.run} is older than {index} (the suite was regenerated); delete {args.run}")
+    if not run.exists():
         train(cfg)
-    out = export(Path(args.run) / CHECKPOINT, Path(args.out))
+    out = export(run, Path(args.out))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

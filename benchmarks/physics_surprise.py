@@ -71,6 +71,10 @@ def main() -> None:
     t0 = time.perf_counter()
     reused = all((out / name / CHECKPOINT).exists() for name in cfgs)
     if reused:
+        index = suite / "index.json"
+        stale = [n for n in cfgs if (out / n / CHECKPOINT).stat().st_mtime < index.stat().st_mtime]
+        if stale:  # trained on videos that have since been regenerated: their scores would mislead
+            raise SystemExit(f"{out}: the runs {', '.join(stale)} are older than {index}; delete {out} or pass --out")
         print(f"reusing the runs in {out}", flush=True)
     else:
         steps = {n: args.steps for n in cfgs} if args.steps else calibrate_steps(cfgs, 60 * args.minutes)

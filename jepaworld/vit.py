@@ -95,11 +95,12 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, N, D); mask (N, N) bool or None: token i attends to token j where mask[i, j]."""
         B, N, D = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.num_heads, D // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, N, hd)
-        x = F.scaled_dot_product_attention(q, k, v)  # (B, nh, N, hd)
+        x = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, N, hd)
         return self.proj(x.transpose(1, 2).reshape(B, N, D))
 
 
@@ -123,8 +124,8 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLP(dim=dim, hidden=int(dim * mlp_ratio))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x), mask)
         return x + self.mlp(self.norm2(x))
 
 
@@ -286,15 +287,29 @@ class Predictor(nn.Module):
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
     def forward(self, ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
-        """ctx (B, Nc, D_enc), ctx_idx (B, Nc), tgt_idx (B, Nt) -> predictions (B, Nt, out_dim)."""
-        B, Nt = tgt_idx.shape
+        """ctx (B, Nc, D_enc), ctx_idx (B, Nc), tgt_idx (B, Nt) or (B, M, Nt) -> predictions of the same layout.
+
+        With M > 1 target blocks all of them go through one pass, under an attention mask: the context attends
+        only to itself and each block's mask tokens to the context and their own block. Each block's prediction
+        thus depends on the context and its own positions alone, as with one pass per block (I-JEPA: blocks
+        never see each other's mask tokens), for Nc + M*Nt tokens instead of M*(Nc + Nt): about 2x less
+        predictor work at I-JEPA's 4 blocks. With one block, every token attends to every other.
+        """
+        blocks = tgt_idx.dim() == 3
+        B, M, Nt = tgt_idx.shape if blocks else (tgt_idx.shape[0], 1, tgt_idx.shape[1])
+        Nc = ctx_idx.shape[1]
         pos = self.pos_embed.expand(B, -1, -1)  # (B, N, d)
         x = self.embed(ctx) + gather_tokens(pos, ctx_idx)  # (B, Nc, d)
-        m = self.mask_token.expand(B, Nt, -1) + gather_tokens(pos, tgt_idx)  # (B, Nt, d)
-        x = torch.cat([x, m], dim=1)  # (B, Nc + Nt, d)
+        m = self.mask_token.expand(B, M * Nt, -1) + gather_tokens(pos, tgt_idx.reshape(B, M * Nt))  # (B, M*Nt, d)
+        x = torch.cat([x, m], dim=1)  # (B, Nc + M*Nt, d)
+        attn = None
+        if M > 1:
+            group = torch.cat([torch.full((Nc,), -1), torch.arange(M).repeat_interleave(Nt)]).to(x.device)
+            attn = (group[:, None] == group[None, :]) | (group[None, :] == -1)  # (L, L): own block or context
         for blk in self.blocks:
-            x = blk(x)
-        return self.head(self.norm(x[:, -Nt:]))
+            x = blk(x, attn)
+        out = self.head(self.norm(x[:, Nc:]))  # (B, M*Nt, out_dim)
+        return out.view(B, M, Nt, -1) if blocks else out
 
 
 def predictor_for(encoder: VisionTransformer, *, dim: int, depth: int, num_heads: int, out_dim: int) -> Predictor:

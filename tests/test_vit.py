@@ -130,6 +130,27 @@ def test_predictor_output_shape_and_dependence_on_target_positions() -> None:
     assert not torch.allclose(out[:, 0], out[:, 1])
 
 
+def test_predictor_blocks_in_one_pass_are_independent() -> None:
+    # Each block's prediction depends only on the context and its own positions: swapping the other blocks,
+    # or predicting the block with the context alone, must not change it.
+    torch.manual_seed(0)
+    enc = micro()
+    pred = predictor_for(enc, dim=16, depth=2, num_heads=2, out_dim=7)
+    ctx_idx = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])
+    ctx = enc(torch.rand(2, 1, 16, 16), ctx_idx)
+    tgt = torch.tensor([[[10, 11], [12, 13], [14, 15]], [[0, 1], [2, 3], [10, 15]]])  # (B, M, Nt)
+    out = pred(ctx, ctx_idx, tgt)
+    assert out.shape == (2, 3, 2, 7)
+    other = torch.tensor([[[10, 11], [4, 5]], [[0, 1], [6, 9]]])  # block 0 kept, a different second block
+    torch.testing.assert_close(pred(ctx, ctx_idx, other)[:, 0], out[:, 0])
+    ctx_only = torch.ones(7, 7, dtype=torch.bool)
+    ctx_only[:5, 5:] = False  # a one-block pass whose context cannot see the mask tokens
+    x = torch.cat([pred.embed(ctx) + pred.pos_embed[0, ctx_idx], pred.mask_token + pred.pos_embed[0, tgt[:, 2]]], 1)
+    for blk in pred.blocks:
+        x = blk(x, ctx_only)
+    torch.testing.assert_close(pred.head(pred.norm(x[:, 5:])), out[:, 2])
+
+
 def test_depth_override() -> None:
     assert len(micro(depth=5).blocks) == 5
     assert len(micro().blocks) == VIT_SIZES["micro"].depth

@@ -68,11 +68,9 @@ class JEPA(Method):
 
     def predict(self, x: torch.Tensor, ctx: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode the context and predict each target block: returns (z (B, Nc, D), pred (B, M, Nt, D))."""
-        B, M, Nt = tgt.shape
         z = self.encoder(x, ctx)  # (B, Nc, D)
-        # One predictor pass per target block, as in I-JEPA: blocks never see each other's mask tokens.
-        pred = self.predictor(z.repeat_interleave(M, 0), ctx.repeat_interleave(M, 0), tgt.flatten(0, 1))
-        return z, pred.view(B, M, Nt, -1)
+        # All blocks in one predictor pass; blocks never see each other's mask tokens (see `Predictor.forward`).
+        return z, self.predictor(z, ctx, tgt)  # (B, M, Nt, D)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x, ctx, tgt = batch["x"], batch["ctx"], batch["tgt"]

@@ -153,7 +153,7 @@ def _replace(cfg: ExperimentConfig, **sections: dict[str, Any]) -> ExperimentCon
 
 @preset
 def ijepa_fmnist() -> ExperimentConfig:
-    """I-JEPA, ViT-Ti (depth 6, patch 4) on 32 px Fashion-MNIST: the demo's main run."""
+    """I-JEPA, ViT-Ti (depth 6, patch 4) on 32 px Fashion-MNIST: EMA target, no regulariser."""
     return _replace(
         ExperimentConfig(),
         model=dict(size="tiny", depth=6, patch_size=4),
@@ -193,7 +193,7 @@ def ijepa_fmnist_vicreg() -> ExperimentConfig:
 
 @preset
 def ijepa_fmnist_ema_vicreg() -> ExperimentConfig:
-    """EMA target *and* VICReg on the pooled context embeddings (C-JEPA, Mo & Tong 2024).
+    """EMA target *and* VICReg on the pooled context embeddings (C-JEPA, Mo & Tong 2024): the demo's I-JEPA.
 
     At CPU budgets of minutes, plain EMA I-JEPA can end below its own random init on the linear probe
     (BENCHMARKS.md): it first loses information. The variance/covariance terms keep the pooled embeddings spread

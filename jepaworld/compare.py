@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from jepaworld.checkpoint import load_method, run_dir_of
+from jepaworld.checkpoint import CheckpointError, load_method, run_dir_of
 from jepaworld.config import ExperimentConfig, ProbeConfig
 from jepaworld.data import build_dataset
 from jepaworld.methods import build_method
@@ -120,13 +120,15 @@ def final_diagnostics(run: Path) -> dict[str, float]:
 
 def train_equal_budget(cfgs: dict[str, ExperimentConfig], *, seconds: float, out: Path) -> dict[str, Path]:
     """Train each config for the steps that fit in `seconds` (see `calibrate_steps`); returns the run folders."""
+    dirs = {name: out / name.replace(" ", "-").replace("/", "-") for name in cfgs}
+    # The trainer refuses to overwrite a run; say so now, not after minutes of calibration and earlier rows.
+    taken = [str(d) for d in dirs.values() if d.exists() and any(d.iterdir())]
+    if taken:
+        raise CheckpointError(f"{taken[0]}: already holds a run; move it away or write the comparison elsewhere")
     out.mkdir(parents=True, exist_ok=True)
     steps = calibrate_steps(cfgs, seconds)
     print("equal wall-time budget: " + ", ".join(f"{n} {s} steps" for n, s in steps.items()), flush=True)
-    return {
-        name: train(with_steps(cfg, steps[name], out / name.replace(" ", "-").replace("/", "-"))).run_dir
-        for name, cfg in cfgs.items()
-    }
+    return {name: train(with_steps(cfg, steps[name], dirs[name])).run_dir for name, cfg in cfgs.items()}
 
 
 def report(

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from conftest import micro_config
 
-from jepaworld.compare import calibrate_steps, compare
+import jepaworld.compare
+from jepaworld.checkpoint import CheckpointError
+from jepaworld.compare import calibrate_steps, compare, train_equal_budget
 
 
 def test_calibrated_steps_scale_with_the_budget(tmp_path: Path) -> None:
@@ -31,3 +33,13 @@ def test_compare_writes_one_table_with_baselines(tmp_path: Path, capsys: pytest.
     assert rows[2]["steps"] >= 10 and "rank" in rows[2]
     assert (tmp_path / "cmp" / "results-mean.png").stat().st_size > 0
     assert "| I-JEPA |" in (tmp_path / "cmp" / "results-mean.md").read_text()
+
+
+def test_equal_budget_refuses_a_used_run_folder_before_calibrating(tmp_path: Path, monkeypatch) -> None:
+    cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
+    (tmp_path / "cmp" / "MAE").mkdir(parents=True)
+    (tmp_path / "cmp" / "MAE" / "config.json").write_text("{}")
+    monkeypatch.setattr(jepaworld.compare, "calibrate_steps", lambda *a, **k: pytest.fail("calibrated first"))
+    with pytest.raises(CheckpointError, match="MAE: already holds a run"):
+        train_equal_budget(cfgs, seconds=1.0, out=tmp_path / "cmp")
+    assert not (tmp_path / "cmp" / "I-JEPA").exists()

@@ -129,7 +129,7 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
         raise ConfigError(f"{out} already holds a demo; remove it or pass --out NEW_FOLDER")
     overrides = parse_override_args(rest)
     # I-JEPA with VICReg beside its EMA target (C-JEPA): at a few CPU minutes plain I-JEPA does not beat its own
-    # random init on these probes, and the regulariser gains 4-10 points (BENCHMARKS.md, Fashion-MNIST sections).
+    # random init on these probes; the regulariser adds 5 points linear, 10-12 kNN and 10-shot (BENCHMARKS.md, 5 min).
     pairs = (("I-JEPA (EMA + VICReg)", "ijepa-fmnist-ema-vicreg"), ("MAE", "mae-fmnist"))
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in pairs}
     probe_cfg = dataclasses.replace(next(iter(cfgs.values())).probe, max_train=args.max_train)

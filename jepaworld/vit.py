@@ -304,7 +304,8 @@ class Predictor(nn.Module):
         x = torch.cat([x, m], dim=1)  # (B, Nc + M*Nt, d)
         attn = None
         if M > 1:
-            group = torch.cat([torch.full((Nc,), -1), torch.arange(M).repeat_interleave(Nt)]).to(x.device)
+            dev = x.device  # built where it is used: no host-to-device copy per step
+            group = torch.cat([torch.full((Nc,), -1, device=dev), torch.arange(M, device=dev).repeat_interleave(Nt)])
             attn = (group[:, None] == group[None, :]) | (group[None, :] == -1)  # (L, L): own block or context
         for blk in self.blocks:
             x = blk(x, attn)

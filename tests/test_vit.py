@@ -9,7 +9,7 @@ import torch
 
 from jepaworld.config import PRESETS, ExperimentConfig, apply_overrides, get_preset
 from jepaworld.methods import METHODS, DataSpec, build_method
-from jepaworld.vit import VIT_SIZES, gather_tokens, predictor_for, sincos_1d, sincos_2d, sincos_3d, vit
+from jepaworld.vit import VIT_SIZES, Predictor, gather_tokens, predictor_for, sincos_1d, sincos_2d, sincos_3d, vit
 
 
 def _all_distinct(pos: torch.Tensor) -> bool:
@@ -117,12 +117,17 @@ def test_unknown_size_and_bad_patch() -> None:
         vit("micro", img_size=15, patch_size=4, in_chans=1)
 
 
-def test_predictor_output_shape_and_dependence_on_target_positions() -> None:
+def _predictor_and_context(depth: int) -> tuple[Predictor, torch.Tensor, torch.Tensor]:
+    """A micro encoder's predictor (width 16, 7 outputs) and 5 context tokens of 2 random images."""
     torch.manual_seed(0)
     enc = micro()
-    pred = predictor_for(enc, dim=16, depth=1, num_heads=2, out_dim=7)
+    pred = predictor_for(enc, dim=16, depth=depth, num_heads=2, out_dim=7)
     ctx_idx = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])
-    ctx = enc(torch.rand(2, 1, 16, 16), ctx_idx)
+    return pred, enc(torch.rand(2, 1, 16, 16), ctx_idx), ctx_idx
+
+
+def test_predictor_output_shape_and_dependence_on_target_positions() -> None:
+    pred, ctx, ctx_idx = _predictor_and_context(depth=1)
     tgt = torch.tensor([[10, 11], [12, 13]])
     out = pred(ctx, ctx_idx, tgt)
     assert out.shape == (2, 2, 7)
@@ -133,11 +138,7 @@ def test_predictor_output_shape_and_dependence_on_target_positions() -> None:
 def test_predictor_blocks_in_one_pass_are_independent() -> None:
     # Each block's prediction depends only on the context and its own positions: swapping the other blocks,
     # or predicting the block with the context alone, must not change it.
-    torch.manual_seed(0)
-    enc = micro()
-    pred = predictor_for(enc, dim=16, depth=2, num_heads=2, out_dim=7)
-    ctx_idx = torch.tensor([[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]])
-    ctx = enc(torch.rand(2, 1, 16, 16), ctx_idx)
+    pred, ctx, ctx_idx = _predictor_and_context(depth=2)
     tgt = torch.tensor([[[10, 11], [12, 13], [14, 15]], [[0, 1], [2, 3], [10, 15]]])  # (B, M, Nt)
     out = pred(ctx, ctx_idx, tgt)
     assert out.shape == (2, 3, 2, 7)

@@ -91,7 +91,11 @@ def model_diagnostics(model, probe, repeat: int, *, seed: int, samples: int = 60
     grid = np.linspace(0.05, 0.95, 19)
     points = np.array([(x, y) for x in grid for y in grid
                        if not (env._x_lo < x < env._x_hi and not env._door_lo <= y <= env._door_hi)])  # fmt: skip
-    z = model.encode(torch.cat([to_tensor(env.render(p), model) for p in points]))  # (P, D)
+    # TwoRooms' proprioception is its state, the agent's (x, y).
+    z = model.encode(
+        torch.cat([to_tensor(env.render(p), model) for p in points]),
+        torch.tensor(points, dtype=torch.float32) if model.proprio_dim else None,
+    )  # (P, D)
     glob, local = [], []
     for g in rng.choice(len(points), 30, replace=False):
         cost = (z - z[g]).pow(2).mean(1).numpy()
@@ -108,7 +112,10 @@ def model_diagnostics(model, probe, repeat: int, *, seed: int, samples: int = 60
         action = rng.uniform(-1.0, 1.0, 2)
         end = env.simulate(start, np.tile(action, (1, repeat, 1)))[0, -1]
         unobstructed = np.clip(start + repeat * env.max_step * action, env._lo, env._hi)
-        z0 = model.encode(to_tensor(env.render(start), model))
+        z0 = model.encode(
+            to_tensor(env.render(start), model),
+            torch.tensor(start, dtype=torch.float32)[None] if model.proprio_dim else None,
+        )
         predicted = probe(model.rollout(z0, torch.tensor(np.tile(action, repeat), dtype=torch.float32)[None, None]))
         key = "blocked" if np.hypot(*(unobstructed - end)) > 0.02 else "free"
         errors[key].append(float(np.hypot(*(predicted[0, 0].numpy() - end))))
@@ -145,7 +152,8 @@ def _model_lines(env: str, run: Path, data: Path, args: argparse.Namespace, labe
     model, cfg, state = load_world_model(run)
     probe, metrics = probe_for(model, run_dir=run, data_path=data, step=int(state["step"]))
     lines = [f"\n**{env}, {label}** — preset `{PRESET[env]}` (lr {cfg.train.lr:g}, batch {cfg.train.batch_size}, "
-             f"VICReg cov weight {cfg.method.vicreg_cov_weight:g}), {state['step']} steps in "
+             f"VICReg cov weight {cfg.method.vicreg_cov_weight:g}, history {cfg.model.history}, proprioception "
+             f"features {cfg.model.proprio_dim}), {state['step']} steps in "
              f"{float(state['elapsed']):.0f} s of training on 1 thread, frameskip {cfg.data.frame_step}, horizon "
              f"{args.horizon} macro-steps; probe held-out RMSE {metrics['probe/rmse']:.3f}, R² per state dimension "
              f"{_r2(metrics)}"]  # fmt: skip
@@ -212,6 +220,12 @@ def main() -> int:
             _, s = evaluate(model, probe, env=env, planner=default_planner(name), episodes=args.episodes,
                             horizon=args.horizon, seed=eval_seed, repeat=k)  # fmt: skip
             lines.append(_row(name, "world model", "min", s))
+            print(lines[-1], flush=True)
+        if model.proprio_dim:
+            # What the pixel features add to the goal cost: plan on the proprioception features alone.
+            _, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
+                            horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=(0.0, 1.0))  # fmt: skip
+            lines.append(_row("cem", "world model, goal cost on proprioception only", "min", s))
             print(lines[-1], flush=True)
         if env == "two_rooms":
             for name in [n for n in args.planners.split(",") if n != "gradient"]:  # simulate is not differentiable

@@ -2,7 +2,8 @@
 
 jepaworld collect ENV --episodes N --steps T --out FILE.h5 [--policy random|noisy] [--seed S]
 jepaworld plan eval CHECKPOINT --env ENV --planner cem|mppi|gradient --episodes N [--horizon H]
-                    [--keep-out x,y,r | x0,y0,x1,y1 ...] [--goal-image PNG] [--baseline] [--out DIR]
+                    [--keep-out x,y,r | x0,y0,x1,y1 ...] [--goal-image PNG] [--pixel-weight W]
+                    [--proprio-weight W] [--baseline] [--out DIR]
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def plan_args(p: argparse.ArgumentParser) -> None:
         help="goal cost: closest approach in the horizon (min), last step, or summed",
     )
     p.add_argument("--z", default="sample", choices=["mean", "sample", "worst"], help="latent variable z in planning")
+    p.add_argument("--pixel-weight", type=float, default=1.0,
+                   help="goal cost of a world model with proprioception: weight of its pixel features (0: plan on "
+                   "proprioception alone)")  # fmt: skip
+    p.add_argument(
+        "--proprio-weight",
+        type=float,
+        default=1.0,
+        help="goal cost: weight of the proprioception features (0: plan on pixels alone)",
+    )
     p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
     p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")
     p.add_argument("--data", default="", help="episodes file for the state probe (default: the training data)")
@@ -115,7 +125,8 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     reports, summary = evaluate(
         model, probe, env=env, planner=planner, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
         repeat=cfg.data.frame_step, keep_outs=keep_outs, reduction=args.reduction, z_mode=args.z,
-        goal_image=goal_image, max_steps=args.max_steps or None, out=out,
+        goal_image=goal_image, max_steps=args.max_steps or None, goal_weights=(args.pixel_weight, args.proprio_weight),
+        out=out,
     )  # fmt: skip
     rows = {args.planner: summary}
     if args.baseline and goal_image is None:
@@ -124,7 +135,8 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     if out is not None:
         meta = {"checkpoint": state["path"], "env": env, "planner": repr(planner), "horizon": args.horizon,
                 "seed": args.seed, "frame_step": cfg.data.frame_step, "keep_out": args.keep_out,
-                "probe": probe_metrics, "threads": args.threads}  # fmt: skip
+                "probe": probe_metrics, "threads": args.threads,
+                "goal_weights": {"pixels": args.pixel_weight, "proprio": args.proprio_weight}}  # fmt: skip
         write_results(out, rows, reports, meta)
         print(f"written: {out / 'results.json'} and {len(reports)} episode PNGs in {out}")
     return 0

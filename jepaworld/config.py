@@ -52,7 +52,8 @@ class ModelConfig:
     pred_heads: int = _f(4, "predictor (or MAE decoder) attention heads")
     action_dim: int = _f(2, "world model: action dimension")
     latent_dim: int = _f(0, "world model: latent variable size (0 = deterministic predictor)")
-    frame_dim: int = _f(64, "world model: size of the per-frame embedding the predictor rolls out")
+    frame_dim: int = _f(64, "world model: size of the per-frame pixel embedding the predictor rolls out")
+    proprio_dim: int = _f(0, "world model: features of proprioception appended to each frame's embedding (0 = none)")
     history: int = _f(1, "world model: past frames the predictor attends to (1 = Markov)")
     frame_pool: str = _f("keypoints", "world model: tokens -> frame vector: keypoints (spatial soft-argmax) | flat")
     encoder_init: str = _f("", "world model: checkpoint whose encoder initialises this one ('' = random init)")
@@ -328,8 +329,11 @@ def wm_pointmaze() -> ExperimentConfig:
     direction after 600 s (effective rank 1.03, the trainer's collapse warning), and an MLP probe read the ball's
     (x, y) from it with R² 0.26 at worst, against 0.94 with the term. (The benchmark's "worst R²" is a velocity,
     which no single frame shows.)
+
+    With proprioception (the ball's x, y, vx, vy as 8 features beside the pixel embedding, DINO-WM's recipe):
+    without it the pixel embedding alone planned 20-30% of 20 episodes to the goal (BENCHMARKS.md).
     """
-    return _replace(wm_tworooms(), data=dict(path="data/pointmaze.h5"), model=dict(history=2),
+    return _replace(wm_tworooms(), data=dict(path="data/pointmaze.h5"), model=dict(history=2, proprio_dim=8),
                     method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-pointmaze"))  # fmt: skip
 
 
@@ -342,8 +346,8 @@ def wm_pusht() -> ExperimentConfig:
 
 @preset
 def wm_reacher() -> ExperimentConfig:
-    """`wm-tworooms` on dm_control reacher episodes, with two frames of history (joint velocities)."""
-    return _replace(wm_tworooms(), data=dict(path="data/reacher.h5"), model=dict(history=2),
+    """`wm-tworooms` on dm_control reacher episodes, with two frames of history and proprioception (the joints)."""
+    return _replace(wm_tworooms(), data=dict(path="data/reacher.h5"), model=dict(history=2, proprio_dim=8),
                     method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-reacher"))  # fmt: skip
 
 

@@ -120,6 +120,23 @@ def to_tensor(pixels: np.ndarray, model: WorldModel, *, what: str = "frame") -> 
     return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)[None].float().div(255.0)
 
 
+def encode_obs(model: WorldModel, obs: dict[str, np.ndarray], *, target: bool = False, what: str = "frame"):
+    """An env observation {"pixels": (H, W, C) uint8, "proprio": (P,)} -> its embedding (1, D).
+
+    The proprioception is used exactly when the model was trained with it; a reading of another size is refused.
+    """
+    proprio = None
+    if model.proprio_dim:
+        reading = np.asarray(obs["proprio"], dtype=np.float32)
+        if reading.shape != (model.proprio.input_dim,):
+            raise ConfigError(
+                f"the {what}'s proprioception has shape {reading.shape}; the world model was trained on "
+                f"({model.proprio.input_dim},): plan in the environment its data was collected in"
+            )
+        proprio = torch.from_numpy(reading)[None]  # (1, P)
+    return model.encode(to_tensor(obs["pixels"], model, what=what), proprio, target=target)
+
+
 def load_goal_image(path: str | Path, model: WorldModel) -> np.ndarray:
     from PIL import Image
 
@@ -210,7 +227,7 @@ class LatentPlanningCost:
 
     def __call__(self, obs: dict[str, np.ndarray]) -> CostFn:
         with torch.no_grad():
-            z0 = self.model.encode(to_tensor(obs["pixels"], self.model))  # (1, D)
+            z0 = encode_obs(self.model, obs)  # (1, D)
         self.starts.append(z0)
         cost = self.anchored(z0)
         return lambda actions: self.evaluate(z0, actions, cost)
@@ -256,6 +273,20 @@ class EpisodeReport:
     error: str | None = None
 
 
+def goal_part_weights(model: WorldModel, weights: tuple[float, float]) -> torch.Tensor | None:
+    """Per-feature goal-cost weights (D,) from (pixels, proprioception); None for the plain mean."""
+    pixels, proprio = weights
+    if min(pixels, proprio) < 0 or pixels + proprio <= 0:
+        raise ConfigError(f"goal-cost weights (pixels {pixels:g}, proprio {proprio:g}) must be >= 0, not both 0")
+    if (pixels, proprio) == (1.0, 1.0):
+        return None
+    if not model.proprio_dim:
+        raise ConfigError("goal-cost weights (pixels, proprio) weigh a proprioceptive world model's two parts; "
+                          "this one takes no proprioception, so leave them at 1")  # fmt: skip
+    V = model.frame_dim - model.proprio_dim
+    return torch.cat([torch.full((V,), float(pixels)), torch.full((model.proprio_dim,), float(proprio))])
+
+
 def _distance(name: str, state: np.ndarray, goal: np.ndarray) -> float:
     dims = list(DISTANCE_DIMS.get(name, range(len(state))))
     return float(np.linalg.norm(np.asarray(state)[dims] - np.asarray(goal)[dims]))
@@ -279,6 +310,7 @@ def evaluate(
     max_steps: int | None = None,
     starts: list[np.ndarray] | None = None,
     goals: list[np.ndarray] | None = None,
+    goal_weights: tuple[float, float] = (1.0, 1.0),
     out: str | Path | None = None,
     log: Any = print,
 ) -> tuple[list[EpisodeReport], dict[str, float]]:
@@ -287,8 +319,11 @@ def evaluate(
     `starts` / `goals` (optional, one state per episode) place the agent and the goal explicitly (via the env's
     `set_state` and `render`), e.g. for the keep-out demonstration. Violations are counted against `watch`
     (default: the planned `keep_outs`), so a run without guardrails can be scored against the same zones.
+    `goal_weights` = (pixels, proprioception) weigh the two parts of a proprioceptive model's embedding in the
+    goal cost.
     """
     name = env_name(env)
+    weights = goal_part_weights(model, goal_weights)
     environment = open_env(name)
     keep_outs = keep_outs or []
     watch = keep_outs if watch is None else watch
@@ -297,6 +332,12 @@ def evaluate(
         raise ConfigError(
             f"{name} has action dimension {environment.action_dim}: with frame_step {repeat} the model would need "
             f"{environment.action_dim * repeat}, but it was trained with {model.action_dim}"
+        )
+    if model.proprio_dim and (goal_image is not None or goals is not None):
+        given = "a goal image" if goal_image is not None else "goal states"
+        raise ConfigError(
+            f"this world model takes proprioception, which {given} cannot supply; plan towards the env's sampled "
+            "goals, or train with --model.proprio_dim 0"
         )
     out = Path(out) if out is not None else None
     if out is not None:
@@ -308,18 +349,20 @@ def evaluate(
                                     repeat=repeat, keep_outs=keep_outs, watch=watch, dims=dims, reduction=reduction,
                                     z_mode=z_mode, goal_image=goal_image, max_steps=max_steps,
                                     start=None if starts is None else starts[i],
-                                    goal=None if goals is None else goals[i], out=out, log=log))  # fmt: skip
+                                    goal=None if goals is None else goals[i], weights=weights, out=out,
+                                    log=log))  # fmt: skip
     finally:
         environment.close()
     return reports, summarise(reports)
 
 
 def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repeat, keep_outs, watch, dims, reduction,
-             z_mode, goal_image, max_steps, start, goal, out, log) -> EpisodeReport:  # fmt: skip
+             z_mode, goal_image, max_steps, start, goal, weights, out, log) -> EpisodeReport:  # fmt: skip
     episode_seed = seed + i
     obs = environment.reset(seed=episode_seed)
     if start is not None:
         obs = environment.set_state(start)
+    goal_obs = None
     if goal is not None:
         goal_state = np.asarray(goal, dtype=np.float32)
         goal_pixels = environment.render(goal_state)
@@ -331,12 +374,12 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
         goal_obs, goal_state = environment.sample_goal(np.random.default_rng(episode_seed))
         goal_pixels = goal_obs["pixels"]
     with torch.no_grad():
-        goal_z = model.encode(to_tensor(goal_pixels, model, what="goal frame"), target=True)[0]  # (D,)
+        goal_z = encode_obs(model, goal_obs or {"pixels": goal_pixels}, target=True, what="goal frame")[0]  # (D,)
 
     def position_fn(latents: torch.Tensor) -> torch.Tensor:
         return probe(latents)[..., dims]
 
-    terms: dict[str, Any] = {"goal": GoalCost(goal=goal_z, reduction=reduction)}
+    terms: dict[str, Any] = {"goal": GoalCost(goal=goal_z, reduction=reduction, weights=weights)}
     for j, zone in enumerate(keep_outs):
         # Held for k raw steps, a macro-step is a straight move: check every raw step on it, as violations are.
         terms[f"keep_out_{j}"] = dataclasses.replace(zone, position_fn=position_fn, substeps=repeat)

@@ -252,16 +252,25 @@ class GoalCost:
 
     With the true TwoRooms dynamics (horizon 5 macro-steps, CEM/MPPI, 50 seeded episodes) "last" reached 46%/76%,
     "sum" 84%/86% and "min" 100%/100% of the goals.
+
+    `weights` (optional, one non-negative weight per feature) weigh parts of the latent, e.g. a world model's
+    pixel and proprioception features (DINO-WM weighs the two); "l2" is then the weighted mean.
     """
 
     goal: Tensor
     metric: Literal["l2", "cosine"] = "l2"
     reduction: Literal["last", "sum", "min"] = "last"
+    weights: Tensor | None = None
 
     def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
         N, H = latents.shape[:2]
         z = latents.reshape(N, H, -1)  # (N, H, D)
         goal = self.goal.reshape(1, 1, -1).to(z)  # (1, 1, D)
+        if self.weights is not None:
+            w = self.weights.reshape(1, 1, -1).to(z)  # (1, 1, D)
+            if w.shape[-1] != z.shape[-1] or (w < 0).any() or not w.sum() > 0:
+                raise ValueError(f"GoalCost weights need {z.shape[-1]} non-negative values, not all zero")
+            z, goal = z * (w / w.mean()).sqrt(), goal * (w / w.mean()).sqrt()  # the weighted mean of squares
         if self.metric == "l2":
             distance = (z - goal).pow(2).mean(-1)  # (N, H)
         elif self.metric == "cosine":

@@ -71,8 +71,8 @@ def fit_state_probe(
     return probe.eval().requires_grad_(False), metrics
 
 
-def sample_frames(path: str | Path, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """`n` random (frame, state) pairs of an episodes file: ((n, C, H, W) float in [0, 1], (n, S))."""
+def sample_frames(path: str | Path, n: int, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`n` random (frame, proprio, state) triples of an episodes file: (n, C, H, W) in [0, 1], (n, P), (n, S)."""
     rng = np.random.default_rng(seed)
     with open_episodes(path) as f:
         E, T1 = f["state"].shape[:2]
@@ -80,20 +80,25 @@ def sample_frames(path: str | Path, n: int, *, seed: int = 0) -> tuple[torch.Ten
         by_episode: dict[int, list[int]] = {}
         for e, t in picks:
             by_episode.setdefault(e, []).append(t)
-        frames, states = [], []
+        frames, proprio, states = [], [], []
         for e, ts in by_episode.items():  # one contiguous read per episode: h5py fancy indexing is slow
             lo, hi = min(ts), max(ts) + 1
-            block, sblock = f["frames"][e, lo:hi], f["state"][e, lo:hi]
-            frames.append(block[np.array(ts) - lo])
-            states.append(sblock[np.array(ts) - lo])
+            rows = np.array(ts) - lo
+            frames.append(f["frames"][e, lo:hi][rows])
+            proprio.append(f["proprio"][e, lo:hi][rows])
+            states.append(f["state"][e, lo:hi][rows])
     pixels = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-    return pixels, torch.from_numpy(np.concatenate(states))
+    return pixels, torch.from_numpy(np.concatenate(proprio)), torch.from_numpy(np.concatenate(states))
 
 
 @torch.no_grad()
-def encode_all(model, frames: torch.Tensor, batch: int = 256) -> torch.Tensor:
-    """(N, C, H, W) -> (N, D) in the space the predictor predicts (the target encoder's, for an EMA target)."""
-    return torch.cat([model.encode(frames[i : i + batch], target=True) for i in range(0, len(frames), batch)])
+def encode_all(model, frames: torch.Tensor, proprio: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """(N, C, H, W), (N, P) -> (N, D) in the space the predictor predicts (the target encoder's, for an EMA target)."""
+    given = proprio if model.proprio_dim else None
+    return torch.cat([
+        model.encode(frames[i : i + batch], None if given is None else given[i : i + batch], target=True)
+        for i in range(0, len(frames), batch)
+    ])  # fmt: skip
 
 
 def probe_for(
@@ -108,8 +113,8 @@ def probe_for(
             probe = StateProbe(latent_dim=saved["latent_dim"], state_dim=saved["state_dim"])
             probe.load_state_dict(saved["probe"])
             return probe.eval().requires_grad_(False), saved["metrics"]
-    frames, states = sample_frames(data_path, n)
-    probe, metrics = fit_state_probe(encode_all(model, frames), states)
+    frames, proprio, states = sample_frames(data_path, n)
+    probe, metrics = fit_state_probe(encode_all(model, frames, proprio), states)
     log(f"fitted the latent->state probe on {len(frames)} frames of {data_path}: held-out RMSE "
         f"{metrics['probe/rmse']:.4f}, R² per state dimension {metrics['probe/r2']}; saved {path}")  # fmt: skip
     payload = {"probe": probe.state_dict(), "step": step, "latent_dim": model.frame_dim,

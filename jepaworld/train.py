@@ -106,9 +106,11 @@ def setup_device(name: str) -> tuple[torch.device, int, int]:
 def spec_of(ds) -> DataSpec:
     """The model-relevant facts of a dataset; pixel statistics where the dataset can give them."""
     mean, std = ds.pixel_stats() if hasattr(ds, "pixel_stats") else (0.0, 1.0)
+    p_mean, p_std = ds.proprio_stats() if hasattr(ds, "proprio_stats") else ((), ())
     return DataSpec(
         channels=ds.channels, img_size=ds.img_size, frames=getattr(ds, "frames", 1),
-        action_dim=getattr(ds, "action_dim", 0), pixel_mean=mean, pixel_std=std,
+        action_dim=getattr(ds, "action_dim", 0), pixel_mean=mean, pixel_std=std, proprio_mean=p_mean,
+        proprio_std=p_std,
     )  # fmt: skip
 
 

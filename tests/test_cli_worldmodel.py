@@ -85,3 +85,21 @@ def test_bad_inputs_get_one_line_errors(trained, tmp_path, capsys):
     assert "no action-conditioned predictor" in err
 
     assert "unknown env" in _error(capsys, ["plan", "eval", str(run), "--env", "nowhere", "--episodes", "1"])
+
+
+def test_proprioceptive_world_model_trains_and_plans(trained, tmp_path, capsys):
+    """TwoRooms' proprioception is the agent's (x, y): a model that takes it trains and plans on either part."""
+    _, data, run = trained
+    proprio_run = tmp_path / "proprio"
+    assert main(["pretrain", "--preset", "wm-tworooms-micro", "--data.path", str(data), "--model.proprio_dim", "4",
+                 "--train.steps", "100", "--train.out", str(proprio_run)]) == 0  # fmt: skip
+    for weights in (["--pixel-weight", "1"], ["--pixel-weight", "0"]):
+        argv = ["plan", "eval", str(proprio_run), "--episodes", "2", "--iters", "2", "--samples", "50", "--max-steps",
+                "20", "--out", str(tmp_path / f"eval{weights[1]}"), *weights]  # fmt: skip
+        assert main(argv) == 0
+        results = json.loads((tmp_path / f"eval{weights[1]}" / "results.json").read_text())
+        assert results["summary"]["cem"]["failed_plans"] == 0
+        assert results["meta"]["goal_weights"] == {"pixels": float(weights[1]), "proprio": 1.0}
+    capsys.readouterr()
+    err = _error(capsys, ["plan", "eval", str(run), "--episodes", "1", "--pixel-weight", "0"])
+    assert "takes no proprioception" in err

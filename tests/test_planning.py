@@ -127,6 +127,13 @@ def test_costs_and_breakdown():
     assert torch.allclose(closest, torch.tensor([0.0, 1.0]))  # the closest approach anywhere in the horizon
     cosine = GoalCost(goal=goal, metric="cosine")(latents, actions)
     assert torch.allclose(cosine, torch.tensor([0.0, 1 - 2**-0.5]), atol=1e-6)
+    # Weighted: (w·(z - g)²).sum / w.sum. Last steps (1, 1) and (0, 2): errors (0, 0) and (1, 1).
+    weighted = GoalCost(goal=goal, weights=torch.tensor([3.0, 1.0]))(latents, actions)
+    assert torch.allclose(weighted, torch.tensor([0.0, (3 * 1 + 1 * 1) / 4]))
+    only_first = GoalCost(goal=goal, weights=torch.tensor([1.0, 0.0]), reduction="sum")(latents, actions)
+    assert torch.allclose(only_first, torch.tensor([1.0 + 0.0, 1.0 + 1.0]))  # (0-1)², (1-1)²; (2-1)², (0-1)²
+    with pytest.raises(ValueError, match="non-negative"):
+        GoalCost(goal=goal, weights=torch.tensor([1.0, -1.0]))(latents, actions)
 
     disc = KeepOut(position_fn=lambda z: z, center=(0.0, 0.0), radius=0.5, weight=10.0)
     assert torch.allclose(disc(latents, actions), torch.tensor([10 * 0.25, 0.0]))

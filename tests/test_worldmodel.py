@@ -14,11 +14,21 @@ from jepaworld.config import ConfigError, ExperimentConfig, get_preset
 from jepaworld.data.images import DataError
 from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
-from jepaworld.plan_eval import LatentPlanningCost, evaluate, load_world_model, parse_keep_out, to_tensor
+from jepaworld.plan_eval import (
+    LatentPlanningCost,
+    encode_obs,
+    evaluate,
+    goal_part_weights,
+    load_world_model,
+    parse_keep_out,
+    to_tensor,
+)
 from jepaworld.planning import CEM, GoalCost, KeepOut, TotalCost
 from jepaworld.state_probe import StateProbe, fit_state_probe
 
-SPEC = DataSpec(channels=3, img_size=16, frames=1, action_dim=4)  # 16 px, patch 8: 4 tokens, fast
+# 16 px, patch 8: 4 tokens, fast. Proprioception statistics are used only by a model built with proprio_dim > 0.
+SPEC = DataSpec(channels=3, img_size=16, frames=1, action_dim=4, proprio_mean=(0.5, -1.0, 0.0),
+                proprio_std=(0.25, 2.0, 1.0))  # fmt: skip
 B, W = 4, 3
 
 
@@ -27,6 +37,7 @@ def config(**method: object) -> ExperimentConfig:
     latent_dim = int(method.pop("latent_dim", 0))  # type: ignore[call-overload]
     history = int(method.pop("history", 1))  # type: ignore[call-overload]
     frame_pool = str(method.pop("frame_pool", "keypoints"))
+    proprio_dim = int(method.pop("proprio_dim", 0))  # type: ignore[call-overload]
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, img_size=16, frame_step=2),  # actions: 2 raw steps × 2 dims
@@ -39,6 +50,7 @@ def config(**method: object) -> ExperimentConfig:
             frame_dim=16,
             pred_dim=16,
             frame_pool=frame_pool,
+            proprio_dim=proprio_dim,
         ),
         method=dataclasses.replace(cfg.method, **method),
     )
@@ -46,7 +58,8 @@ def config(**method: object) -> ExperimentConfig:
 
 def batch(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"frames": torch.rand(B, W + 1, 3, 16, 16, generator=g), "actions": torch.rand(B, W, 4, generator=g) * 2 - 1}
+    return {"frames": torch.rand(B, W + 1, 3, 16, 16, generator=g), "actions": torch.rand(B, W, 4, generator=g) * 2 - 1,
+            "proprio": torch.randn(B, W + 1, 3, generator=g)}  # fmt: skip
 
 
 VARIANTS = {
@@ -56,6 +69,8 @@ VARIANTS = {
     "latent": dict(target="online", regularizer="sigreg", latent_dim=3),
     "history": dict(target="online", regularizer="sigreg", history=3, rollout_steps=3),
     "flat": dict(target="online", regularizer="vicreg", frame_pool="flat"),
+    "proprio-ema": dict(target="ema", regularizer="none", proprio_dim=5),
+    "proprio-vicreg": dict(target="online", regularizer="vicreg", proprio_dim=5, inverse_dynamics=1.0),
 }
 
 
@@ -76,15 +91,42 @@ def test_forward_shapes_and_gradients_reach_every_parameter(name):
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.any())]
     assert not missing, missing
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
-    assert all(n.startswith(("target_encoder", "target_head")) for n in frozen), frozen
+    assert all(n.startswith(("target_encoder", "target_head", "target_proprio")) for n in frozen), frozen
     model.after_step(0.5)
 
-    z = model.encode(data["frames"])  # (B, T, D)
-    assert z.shape == (B, W + 1, 16)
-    assert model.encode(data["frames"][:, 0]).shape == (B, 16)
+    D = 16 + model.proprio_dim  # the pixel embedding, then the proprioception's features
+    proprio = data["proprio"] if model.proprio_dim else None
+    z = model.encode(data["frames"], proprio)  # (B, T, D)
+    assert z.shape == (B, W + 1, D)
+    assert model.encode(data["frames"][:, 0], None if proprio is None else proprio[:, 0]).shape == (B, D)
     assert model.features(data["frames"]).shape == (B, 16)  # what the trainer's collapse diagnostics call
     rolled = model.rollout(z[:, 0], torch.zeros(7, 5, 4)[:B])
-    assert rolled.shape == (B, 5, 16)
+    assert rolled.shape == (B, 5, D)
+
+
+def test_proprioception_is_standardised_and_appended_to_the_pixel_embedding():
+    torch.manual_seed(0)
+    model = build_method(config(**VARIANTS["proprio-ema"]), SPEC)
+    frames = batch()["frames"][:, 0]  # (B, 3, 16, 16)
+    mean = torch.tensor(SPEC.proprio_mean)
+    a, b = torch.randn(B, 3), torch.randn(B, 3)
+    za, zb = model.encode(frames, a), model.encode(frames, b)  # (B, 21)
+    assert torch.equal(za[:, :16], zb[:, :16]) and not torch.allclose(za[:, 16:], zb[:, 16:])
+    assert torch.equal(za[:, :16], model.encode(frames, a, target=True)[:, :16])  # EMA copy, no step taken yet
+    # Standardised first: the training-set mean maps to the linear layer's bias, whatever the units.
+    at_mean = model.encode(frames, mean.expand(B, 3))[:, 16:]
+    assert torch.allclose(at_mean, model.proprio.proj.bias.expand(B, 5))
+    scaled = (a - mean) / torch.tensor(SPEC.proprio_std)
+    assert torch.allclose(za[:, 16:], model.proprio.proj(scaled), atol=1e-6)
+    with pytest.raises(ValueError, match="takes proprioception"):
+        model.encode(frames)
+    with pytest.raises(ValueError, match="has 2 dimensions, the world model was trained on 3"):
+        model.encode(frames, torch.zeros(B, 2))
+
+
+def test_proprioception_needs_a_dataset_that_has_it():
+    with pytest.raises(DataError, match=r"set --model\.proprio_dim 0"):
+        build_method(config(proprio_dim=4), dataclasses.replace(SPEC, proprio_mean=(), proprio_std=()))
 
 
 def test_same_generator_same_loss():
@@ -143,7 +185,8 @@ def test_state_probe_fits_a_known_map():
 def _tiny_world_model(tmp_path, **method: object):
     cfg = dataclasses.replace(config(**method), data=dataclasses.replace(config().data, img_size=64, frame_step=5))
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, action_dim=10))
-    spec = DataSpec(channels=3, img_size=64, frames=1, action_dim=10)
+    # TwoRooms' proprioception is the agent's (x, y) in [0, 1].
+    spec = DataSpec(channels=3, img_size=64, frames=1, action_dim=10, proprio_mean=(0.5, 0.5), proprio_std=(0.3, 0.3))
     torch.manual_seed(0)
     model = build_method(cfg, spec)
     save_checkpoint(tmp_path / "checkpoint.pt", cfg=cfg, spec=spec, method=model, step=1)
@@ -202,6 +245,27 @@ def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):
                                 max_steps=10, log=messages.append)  # fmt: skip
     assert len(reports) == 2 and summary["failed_plans"] == 2 and summary["success_rate"] == 0
     assert all("NaN" in (r.error or "") for r in reports) and len(messages) == 2
+
+
+def test_planning_with_proprioception_uses_the_observations_and_goals_readings(tmp_path):
+    model = _tiny_world_model(tmp_path, proprio_dim=4)
+    reports, summary = evaluate(model, StateProbe(latent_dim=20, state_dim=2), env="tworooms",
+                                planner=CEM(samples=8, elites=2, iters=1), episodes=1, horizon=2, repeat=5,
+                                max_steps=10)  # fmt: skip
+    assert summary["failed_plans"] == 0 and reports[0].steps > 0
+    with pytest.raises(ConfigError, match="takes proprioception, which a goal image cannot supply"):
+        evaluate(model, StateProbe(latent_dim=20, state_dim=2), env="tworooms", planner=CEM(samples=8, elites=2),
+                 episodes=1, repeat=5, goal_image=np.zeros((64, 64, 3), np.uint8))  # fmt: skip
+    weights = goal_part_weights(model, (0.0, 2.0))  # proprioception only
+    assert weights is not None and weights.tolist() == [0.0] * 16 + [2.0] * 4
+    assert goal_part_weights(model, (1.0, 1.0)) is None  # the plain mean
+    with pytest.raises(ConfigError, match="must be >= 0, not both 0"):
+        goal_part_weights(model, (0.0, 0.0))
+    with pytest.raises(ConfigError, match="this one takes no proprioception"):
+        goal_part_weights(_tiny_world_model(tmp_path), (0.0, 1.0))
+    obs = {"pixels": np.zeros((64, 64, 3), np.uint8), "proprio": np.zeros(3, np.float32)}
+    with pytest.raises(ConfigError, match=r"proprioception has shape \(3,\); the world model was trained on \(2,\)"):
+        encode_obs(model, obs)
 
 
 def test_keep_out_specs():

@@ -16,8 +16,8 @@ from jepaworld.data.episodes import EpisodeWindows, open_episodes
 
 
 class EpisodeDataset:
-    """(frames, actions, state) windows: ``load(idx)`` -> {"frames": (B, W + 1, C, H, W) float in [0, 1],
-    "actions": (B, W, k·A), "state": (B, W + 1, S)}."""
+    """(frames, actions, proprio, state) windows: ``load(idx)`` -> {"frames": (B, W + 1, C, H, W) float in [0, 1],
+    "actions": (B, W, k·A), "proprio": (B, W + 1, P), "state": (B, W + 1, S)}."""
 
     frames = 1
 
@@ -27,11 +27,14 @@ class EpisodeDataset:
             _, _, H, W, C = f["frames"].shape
             self.env = str(f.attrs["env"])
             self.state_dim = int(f["state"].shape[-1])
+            # Proprioception is small (E × T × P floats): its statistics come from all of it, for any file size.
+            proprio = f["proprio"][:].reshape(-1, f["proprio"].shape[-1]).astype(np.float64)  # (E·(T + 1), P)
+            self._proprio_stats = (tuple(proprio.mean(0).tolist()), tuple(proprio.std(0).tolist()))
             # Small files are decompressed into memory once: per-window HDF5 reads cost as much as a CPU training
             # step of the small world models; larger files stream from disk through `EpisodeWindows`.
             self._memory = None
             if f["frames"].size <= max_memory_gb * 1e9:
-                self._memory = {name: f[name][:] for name in ("frames", "actions", "state")}
+                self._memory = {name: f[name][:] for name in ("frames", "actions", "proprio", "state")}
         if H != W:
             raise ValueError(f"{path}: frames are {H}×{W}; the world model needs square frames")
         self.path, self.window, self.frame_step = Path(path), window, frame_step
@@ -44,8 +47,7 @@ class EpisodeDataset:
 
     def load(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         if self._memory is None:
-            batch = self.windows.load(idx)
-            return {"frames": batch["frames"], "actions": batch["actions"], "state": batch["state"]}
+            return self.windows.load(idx)
         idx = idx.reshape(-1).cpu().numpy()
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"window index out of range [0, {len(self)}): {idx.min()}..{idx.max()}")
@@ -59,8 +61,13 @@ class EpisodeDataset:
         return {
             "frames": pixels.permute(0, 1, 4, 2, 3).float().div_(255.0),  # (B, W + 1, C, H, W)
             "actions": torch.from_numpy(actions),  # (B, W, k·A)
+            "proprio": torch.from_numpy(m["proprio"][episode[:, None], kept]),  # (B, W + 1, P)
             "state": torch.from_numpy(m["state"][episode[:, None], kept]),  # (B, W + 1, S)
         }
+
+    def proprio_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-dimension mean and std of the proprioception over every stored step (empty when the env has none)."""
+        return self._proprio_stats
 
     def close(self) -> None:
         self.windows.close()

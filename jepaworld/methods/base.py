@@ -22,7 +22,9 @@ class DataSpec:
     """What a model must be built for: the data's channels, side, frames (1 for images) and pixel statistics.
 
     `pixel_mean` / `pixel_std` (of the training set, inputs in [0, 1]) standardise inputs inside the encoder, so
-    every path that rebuilds a model from a checkpoint's spec feeds it exactly as in training.
+    every path that rebuilds a model from a checkpoint's spec feeds it exactly as in training. `proprio_mean` /
+    `proprio_std` (one per proprioception dimension; empty when the data has none) do the same for a world
+    model's proprioception.
     """
 
     channels: int
@@ -31,6 +33,8 @@ class DataSpec:
     action_dim: int = 0
     pixel_mean: float = 0.0
     pixel_std: float = 1.0
+    proprio_mean: tuple[float, ...] = ()
+    proprio_std: tuple[float, ...] = ()
 
 
 class Method(nn.Module):

@@ -28,13 +28,18 @@ Design, chosen for training and planning on 2 CPU cores:
   stop-gradient with VICReg (Bardes et al. 2022; here on the embeddings themselves, `EmbeddingVICReg`) or SIGReg
   (Balestriero & LeCun 2025, `losses.Regularizer`), plus an optional inverse-dynamics term (predict the mean
   action between consecutive embeddings, as PLDM).
+- Proprioception (``proprio_dim > 0``, DINO-WM's recipe): the env's own low-dimensional readings (a ball's position
+  and velocity, joint angles), standardised with the training set's statistics and mapped by a linear layer
+  (`ProprioEncoder`) to `proprio_dim` features appended to the pixel embedding. The predictor rolls out, and the
+  goal cost compares, the whole vector. Velocities, which no single frame shows, then enter exactly.
 - Latent variable z (``latent_dim > 0``) for outcomes the action does not determine. During training it is
   inferred from the true next embedding through a power-limited Gaussian channel (`LatentBottleneck`):
   ``z = mu + eps`` with ``||mu||² <= P`` and ``eps ~ N(0, I)``, so z carries at most ``(L/2) log(1 + P/L)`` nats per
   step (Shannon's capacity of that channel), whatever the networks learn: it cannot smuggle the future in. A
   planner samples z from the prior, or takes the worst case over several samples.
 
-Shapes: frames (B, T, C, H, W) in [0, 1]; actions (B, T - 1, A); embeddings (B, T, D).
+Shapes: frames (B, T, C, H, W) in [0, 1]; proprio (B, T, P); actions (B, T - 1, A); embeddings (B, T, D), of which
+the last `proprio_dim` features come from the proprioception.
 """
 
 from __future__ import annotations
@@ -265,11 +270,42 @@ class KeypointHead(nn.Module):
         return self.proj(torch.cat([points.flatten(1), x.mean(1)], dim=1))  # (B, 2K + d) -> (B, D)
 
 
+class ProprioEncoder(nn.Module):
+    """Proprioception (…, P) -> (…, E): standardised with the training set's per-dimension statistics, then linear.
+
+    The statistics are buffers (saved with the model), so raw readings in any unit (PushT's pixels, radians) enter
+    at unit scale. The initial map is roughly norm-preserving, so the features start at the scale of the pixel
+    embedding's.
+    """
+
+    def __init__(self, *, mean: tuple[float, ...], std: tuple[float, ...], dim: int) -> None:
+        super().__init__()
+        if len(mean) != len(std) or not mean:
+            raise ValueError(f"proprioception statistics need one mean and std per dimension, got {mean}, {std}")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).clamp_min(1e-6))
+        self.proj = nn.Linear(len(mean), dim)
+        nn.init.normal_(self.proj.weight, std=1.0 / math.sqrt(len(mean)))
+        nn.init.zeros_(self.proj.bias)
+
+    @property
+    def input_dim(self) -> int:
+        return self.mean.numel()
+
+    def forward(self, proprio: torch.Tensor) -> torch.Tensor:
+        if proprio.shape[-1] != self.input_dim:
+            raise ValueError(
+                f"proprioception has {proprio.shape[-1]} dimensions, the world model was trained on {self.input_dim}"
+            )
+        return self.proj((proprio.float() - self.mean) / self.std)
+
+
 class WorldModel(Method):
     """Encoder + `FrameHead` + action-conditioned `FramePredictor`, trained on (frames, actions) windows.
 
-    Batches: {"frames": (B, W + 1, C, H, W), "actions": (B, W, A)}; `prepare` adds the latent-variable noise
-    {"noise": (B, W, L)} drawn from the step's generator. Planning uses `encode` and `rollout`.
+    Batches: {"frames": (B, W + 1, C, H, W), "actions": (B, W, A)}, plus {"proprio": (B, W + 1, P)} when the model
+    takes proprioception; `prepare` adds the latent-variable noise {"noise": (B, W, L)} drawn from the step's
+    generator. Planning uses `encode` and `rollout`.
     """
 
     def __init__(
@@ -286,6 +322,7 @@ class WorldModel(Method):
         latent_budget: float = 1.0,
         freeze_encoder: bool = False,
         frame_pool: str = "keypoints",
+        proprio: ProprioEncoder | None = None,
     ) -> None:
         super().__init__()
         if target not in ("ema", "online"):
@@ -293,20 +330,27 @@ class WorldModel(Method):
         if rollout_steps < 1:
             raise ValueError(f"rollout_steps must be >= 1, got {rollout_steps}")
         D = predictor.frame_dim
+        self.proprio_dim = 0 if proprio is None else proprio.proj.out_features
+        V = D - self.proprio_dim  # the pixel embedding's share of the frame vector
+        if V < 1:
+            raise ValueError(f"the predictor's frame_dim {D} leaves no room beside {self.proprio_dim} proprio features")
         self.encoder = encoder.requires_grad_(not freeze_encoder)
         self.freeze_encoder = freeze_encoder
         if frame_pool == "keypoints":
-            self.head: nn.Module = KeypointHead(grid=encoder.grid[1:], token_dim=encoder.dim, frame_dim=D)
+            self.head: nn.Module = KeypointHead(grid=encoder.grid[1:], token_dim=encoder.dim, frame_dim=V)
         elif frame_pool == "flat":
-            self.head = FrameHead(num_tokens=encoder.num_patches, token_dim=encoder.dim, frame_dim=D)
+            self.head = FrameHead(num_tokens=encoder.num_patches, token_dim=encoder.dim, frame_dim=V)
         else:
             raise ValueError(f"unknown frame_pool '{frame_pool}'; choose keypoints or flat")
+        self.proprio = proprio
         self.predictor = predictor
         self.action_dim, self.latent_dim, self.frame_dim = predictor.action_dim, predictor.latent_dim, D
         self.rollout_steps, self.target, self.ema = rollout_steps, target, ema
         if target == "ema":
             self.target_encoder = copy.deepcopy(self.encoder).requires_grad_(False)
             self.target_head = copy.deepcopy(self.head).requires_grad_(False)
+            if proprio is not None:
+                self.target_proprio = copy.deepcopy(proprio).requires_grad_(False)
         self.reg = regularizer or Regularizer(kind="none", dim=D)
         if self.action_dim % frame_step:
             raise ValueError(f"action_dim {self.action_dim} is not a multiple of frame_step {frame_step}")
@@ -331,27 +375,50 @@ class WorldModel(Method):
         """(C, H, W) of the frames the encoder takes."""
         return (self.encoder.in_chans, self.encoder.img_size, self.encoder.img_size)
 
-    def _embed(self, x: torch.Tensor, *, target: bool = False) -> torch.Tensor:
-        """(B, C, H, W) -> (B, D) with the online or (EMA) target encoder."""
-        if target and self.target == "ema":
-            return self.target_head(self.target_encoder(x))
-        if self.freeze_encoder:
+    def _embed(self, x: torch.Tensor, proprio: torch.Tensor | None, *, target: bool = False) -> torch.Tensor:
+        """(B, C, H, W), proprio (B, P) or None -> (B, D) with the online or (EMA) target encoder."""
+        ema = target and self.target == "ema"
+        if ema:
+            z = self.target_head(self.target_encoder(x))
+        elif self.freeze_encoder:
             with torch.no_grad():
                 tokens = self.encoder(x)
-            return self.head(tokens)
-        return self.head(self.encoder(x))
+            z = self.head(tokens)
+        else:
+            z = self.head(self.encoder(x))
+        if self.proprio is None:
+            return z
+        if proprio is None:
+            raise ValueError(
+                f"this world model takes proprioception ({self.proprio.input_dim} values per frame) beside the pixels, "
+                "and none was given"
+            )
+        return torch.cat([z, (self.target_proprio if ema else self.proprio)(proprio)], dim=-1)
 
-    def encode(self, frames: torch.Tensor, *, target: bool = False) -> torch.Tensor:
-        """Frames (B, C, H, W) -> (B, D), or (B, T, C, H, W) -> (B, T, D); float in [0, 1]."""
+    def encode(
+        self, frames: torch.Tensor, proprio: torch.Tensor | None = None, *, target: bool = False
+    ) -> torch.Tensor:
+        """Frames (B, C, H, W) [+ proprio (B, P)] -> (B, D), or (B, T, C, H, W) [+ (B, T, P)] -> (B, T, D).
+
+        Frames are float in [0, 1]. `proprio` is required exactly when the model was built with proprioception.
+        """
         if frames.dim() == 4:
-            return self._embed(frames, target=target)
+            return self._embed(frames, proprio, target=target)
         B, T = frames.shape[:2]
-        return self._embed(frames.flatten(0, 1), target=target).view(B, T, -1)
+        flat = None if proprio is None else proprio.flatten(0, 1)
+        return self._embed(frames.flatten(0, 1), flat, target=target).view(B, T, -1)
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Embeddings (B, D) of the first frame of (B, T, C, H, W) (or of images (B, C, H, W)) for diagnostics."""
-        return self.encode(x[:, 0] if x.dim() == 5 else x, target=True)
+        """Pixel embeddings (B, V) of the first frame of (B, T, C, H, W) (or of images (B, C, H, W)) for diagnostics.
+
+        Without the proprioception features: those are a linear map of the env's readings, and the trainer's
+        collapse diagnostics watch what is learnt from pixels.
+        """
+        x = x[:, 0] if x.dim() == 5 else x
+        if self.target == "ema":
+            return self.target_head(self.target_encoder(x))
+        return self.head(self.encoder(x))
 
     # Prediction ---------------------------------------------------------------------------------------------------
 
@@ -394,10 +461,11 @@ class WorldModel(Method):
             raise ValueError(
                 f"actions of shape {tuple(actions.shape)} do not fit {T} frames and action_dim {self.action_dim}"
             )
-        z = self.encode(frames)  # (B, T, D)
+        proprio = batch.get("proprio") if self.proprio is not None else None
+        z = self.encode(frames, proprio)  # (B, T, D)
         if self.target == "ema":
             with torch.no_grad():
-                target = self.encode(frames, target=True)  # (B, T, D)
+                target = self.encode(frames, proprio, target=True)  # (B, T, D)
         else:
             target = z.detach()
         latent = None
@@ -426,7 +494,10 @@ class WorldModel(Method):
         if self.target != "ema":
             return
         m = self.ema[0] + (self.ema[1] - self.ema[0]) * min(max(progress, 0.0), 1.0)
-        for online, tgt in ((self.encoder, self.target_encoder), (self.head, self.target_head)):
+        pairs = [(self.encoder, self.target_encoder), (self.head, self.target_head)]
+        if self.proprio is not None:
+            pairs.append((self.proprio, self.target_proprio))
+        for online, tgt in pairs:
             torch._foreach_lerp_(list(tgt.parameters()), list(online.parameters()), 1.0 - m)
 
 
@@ -474,13 +545,21 @@ def build_worldmodel(cfg, spec) -> WorldModel:  # (ExperimentConfig, DataSpec); 
                                       cov_weight=me.vicreg_cov_weight)  # fmt: skip
     else:
         regularizer = build_regularizer(cfg, m.frame_dim)
+    proprio = None
+    if m.proprio_dim:
+        if not spec.proprio_mean:
+            raise DataError(
+                f"--model.proprio_dim {m.proprio_dim} asks for proprioception, but the dataset has none "
+                "(its environment records no proprio); set --model.proprio_dim 0"
+            )
+        proprio = ProprioEncoder(mean=tuple(spec.proprio_mean), std=tuple(spec.proprio_std), dim=m.proprio_dim)
     predictor = FramePredictor(
-        frame_dim=m.frame_dim, action_dim=m.action_dim, latent_dim=m.latent_dim, dim=m.pred_dim,
+        frame_dim=m.frame_dim + m.proprio_dim, action_dim=m.action_dim, latent_dim=m.latent_dim, dim=m.pred_dim,
         depth=m.pred_depth, num_heads=m.pred_heads, history=m.history,
     )  # fmt: skip
     return WorldModel(
         encoder=encoder, predictor=predictor, rollout_steps=me.rollout_steps, target=me.target,
         ema=(me.ema_start, me.ema_end), regularizer=regularizer,
         inverse_dynamics=me.inverse_dynamics, frame_step=cfg.data.frame_step, latent_budget=me.latent_budget,
-        freeze_encoder=m.freeze_encoder, frame_pool=m.frame_pool,
+        freeze_encoder=m.freeze_encoder, frame_pool=m.frame_pool, proprio=proprio,
     )  # fmt: skip

@@ -375,17 +375,20 @@ class WorldModel(Method):
         """(C, H, W) of the frames the encoder takes."""
         return (self.encoder.in_chans, self.encoder.img_size, self.encoder.img_size)
 
+    def _pixels(self, x: torch.Tensor, *, ema: bool) -> torch.Tensor:
+        """(B, C, H, W) -> the pixel embedding (B, V), with the online or the EMA target encoder and head."""
+        if ema:
+            return self.target_head(self.target_encoder(x))
+        if self.freeze_encoder:
+            with torch.no_grad():
+                tokens = self.encoder(x)
+            return self.head(tokens)
+        return self.head(self.encoder(x))
+
     def _embed(self, x: torch.Tensor, proprio: torch.Tensor | None, *, target: bool = False) -> torch.Tensor:
         """(B, C, H, W), proprio (B, P) or None -> (B, D) with the online or (EMA) target encoder."""
         ema = target and self.target == "ema"
-        if ema:
-            z = self.target_head(self.target_encoder(x))
-        elif self.freeze_encoder:
-            with torch.no_grad():
-                tokens = self.encoder(x)
-            z = self.head(tokens)
-        else:
-            z = self.head(self.encoder(x))
+        z = self._pixels(x, ema=ema)
         if self.proprio is None:
             return z
         if proprio is None:
@@ -415,10 +418,7 @@ class WorldModel(Method):
         Without the proprioception features: those are a linear map of the env's readings, and the trainer's
         collapse diagnostics watch what is learnt from pixels.
         """
-        x = x[:, 0] if x.dim() == 5 else x
-        if self.target == "ema":
-            return self.target_head(self.target_encoder(x))
-        return self.head(self.encoder(x))
+        return self._pixels(x[:, 0] if x.dim() == 5 else x, ema=self.target == "ema")
 
     # Prediction ---------------------------------------------------------------------------------------------------
 

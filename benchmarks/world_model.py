@@ -56,12 +56,13 @@ ZONE = "0.3,0.5,0.08"  # a keep-out disc on the straight line from the left room
 
 
 def train_model(env: str, args: argparse.Namespace, root: Path, *, name: str = "", overrides=None) -> tuple[Path, Path]:
-    data = root / f"{env}.h5"
+    data, run = root / f"{env}.h5", root / f"run-{env}{name}"
+    if run.exists() and any(run.iterdir()) and not args.reuse:
+        sys.exit(f"{run}: already holds a run; pass --reuse to evaluate it again, or choose another --root")
     t0 = time.perf_counter()
     collect(env, episodes=args.data_episodes, steps_per_episode=args.steps, out=data, seed=args.seed)
     print(f"[{env}] collected {args.data_episodes} × {args.steps} steps in {time.perf_counter() - t0:.0f}s", flush=True)
-    run = root / f"run-{env}{name}"
-    if not (run / "checkpoint.pt").exists() or not args.reuse:
+    if not (run / "checkpoint.pt").exists():
         cfg = apply_overrides(get_preset(PRESET[env]), {
             "data.path": str(data), "train.out": str(run), "train.progress": "false",
             "train.time_budget_s": str(args.train_seconds), "train.seed": str(args.seed), **(overrides or {}),

@@ -89,7 +89,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from jepaworld.physics_eval import evaluate, format_table, to_json
-    from jepaworld.surprise import load_scorer, random_scorer, resolve_device
+    from jepaworld.surprise import load_scorer, random_scorer
+    from jepaworld.train import resolve_device
 
     device = resolve_device(args.device)
     vjepa = load_scorer(None if args.checkpoint == "default" else args.checkpoint, device=device)
@@ -131,7 +132,8 @@ def _is_checkpoint(path: Path) -> bool:
 
 def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     _no_extra(rest)
-    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, resolve_device, score_video
+    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, score_video
+    from jepaworld.train import resolve_device
 
     paths = [Path(p) for p in args.paths]
     checkpoint = None

@@ -24,7 +24,7 @@ from jepaworld.config import ExperimentConfig, ProbeConfig
 from jepaworld.data import build_dataset
 from jepaworld.methods import build_method
 from jepaworld.probe import ProbeResult, evaluate, extract_pools, format_table
-from jepaworld.train import spec_of, train
+from jepaworld.train import resolve_device, spec_of, train
 
 
 def step_seconds(cfg: ExperimentConfig, *, trial_steps: int = 8) -> float:
@@ -83,8 +83,11 @@ def probe_all(
     print(f"probing {len(runs) + 2 * baselines} feature sets on {len(tr.labels)} labelled / {len(te.labels)} test "
           f"images (linear, kNN, {probe_cfg.shots}-shot)", flush=True)  # fmt: skip
 
+    device = resolve_device(probe_cfg.device)
+
     def add(name: str, encoder, extra: dict | None = None) -> None:
         t0 = time.perf_counter()
+        encoder = encoder.to(device)
         ftr, fte = extract_pools(encoder, tr.images, pools), extract_pools(encoder, te.images, pools)
         for p in pools:
             r = evaluate(name, ftr[p], tr.labels, fte[p], te.labels, probe_cfg)

@@ -123,6 +123,7 @@ class ProbeConfig:
     shot_seeds: int = _f(5, "seeds averaged for the low-shot probe")
     max_train: int = _f(0, "cap on labelled training images for the linear/kNN probes (0 = all)")
     max_iter: int = _f(1000, "logistic regression iterations")
+    device: str = _f("auto", "device that encodes the images: auto (CUDA when available) | cpu | cuda")
 
 
 @dataclass(frozen=True)

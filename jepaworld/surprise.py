@@ -117,15 +117,6 @@ def make_scorer(
     raise SurpriseError(f"{name}: method '{cfg.method.name}' has no surprise score; use a vjepa or videomae checkpoint")
 
 
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error rather than a silent CPU run."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SurpriseError(f"--device {name}: no CUDA GPU is visible here; pass --device cpu")
-    return torch.device(name)
-
-
 def load_scorer(path: str | Path | None, *, device: str | torch.device = "cpu") -> Scorer:
     """The scorer of a checkpoint (a run folder or .pt), or of the shipped default when `path` is None."""
     if path is None:

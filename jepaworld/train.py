@@ -32,7 +32,7 @@ from jepaworld.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )  # fmt: skip
-from jepaworld.config import ExperimentConfig, describe
+from jepaworld.config import ConfigError, ExperimentConfig, describe
 from jepaworld.data import build_dataset
 from jepaworld.data.images import RandomResizedCropFlip
 from jepaworld.losses import collapse_report, is_collapsed
@@ -87,8 +87,21 @@ class EpochSampler:
         return self._perm[i * self.batch_size : (i + 1) * self.batch_size]
 
 
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> CUDA when available, else CPU; "cuda" without a GPU is an error rather than a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device '{name}': no CUDA GPU is visible here; use cpu (or auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device '{name}': use auto, cpu or cuda") from None
+
+
 def setup_device(name: str) -> tuple[torch.device, int, int]:
     """(device, rank, world size); joins the process group when launched by torchrun."""
+    resolve_device(name)  # a bad name or a missing GPU is a one-line error before anything starts
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())

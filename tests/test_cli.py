@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from jepaworld.checkpoint import CHECKPOINT, CONFIG, read_checkpoint
 from jepaworld.cli import main
@@ -128,6 +129,17 @@ def test_probe_rejects_training_overrides(pretrained, capsys: pytest.CaptureFixt
     out, _ = pretrained
     assert main(["probe", str(out), "--train.lr", "1"]) == 2
     assert "probe takes only --probe.* and --data.* overrides" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error where no GPU is visible")
+def test_cuda_without_a_gpu_is_a_one_line_error(pretrained, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["probe", str(out), "--probe.device", "cuda", "--no-baselines"]) == 2
+    assert "device 'cuda': no CUDA GPU is visible here" in capsys.readouterr().err
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "r"), "--train.device", "cuda"]) == 2
+    assert "device 'cuda': no CUDA GPU is visible here" in capsys.readouterr().err
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "s"), "--train.device", "tpu"]) == 2
+    assert "unknown device 'tpu'" in capsys.readouterr().err
 
 
 def test_resume_empty_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -68,13 +68,13 @@ def plan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--z", default="sample", choices=["mean", "sample", "worst"], help="latent variable z in planning")
     p.add_argument("--pixel-weight", type=float, default=1.0,
-                   help="goal cost of a world model with proprioception: weight of its pixel features (0: plan on "
-                   "proprioception alone)")  # fmt: skip
+                   help="goal cost of a world model with proprioception: weight of the pixel features' mean squared "
+                   "error (0: plan on proprioception alone)")  # fmt: skip
     p.add_argument(
         "--proprio-weight",
         type=float,
         default=1.0,
-        help="goal cost: weight of the proprioception features (0: plan on pixels alone)",
+        help="goal cost: weight of the proprioception features' mean squared error (0: pixels alone)",
     )
     p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
     p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")

@@ -274,17 +274,20 @@ class EpisodeReport:
 
 
 def goal_part_weights(model: WorldModel, weights: tuple[float, float]) -> torch.Tensor | None:
-    """Per-feature goal-cost weights (D,) from (pixels, proprioception); None for the plain mean."""
+    """Per-feature goal-cost weights (D,) that make the cost ``(w_pix · MSE_pixels + w_prop · MSE_proprio) / (w_pix +
+    w_prop)``: DINO-WM's objective, each part a mean, so that 32 pixel features do not outvote 8 proprioception
+    features. None (the plain mean) for a model without proprioception."""
     pixels, proprio = weights
     if min(pixels, proprio) < 0 or pixels + proprio <= 0:
         raise ConfigError(f"goal-cost weights (pixels {pixels:g}, proprio {proprio:g}) must be >= 0, not both 0")
-    if (pixels, proprio) == (1.0, 1.0):
-        return None
     if not model.proprio_dim:
-        raise ConfigError("goal-cost weights (pixels, proprio) weigh a proprioceptive world model's two parts; "
-                          "this one takes no proprioception, so leave them at 1")  # fmt: skip
-    V = model.frame_dim - model.proprio_dim
-    return torch.cat([torch.full((V,), float(pixels)), torch.full((model.proprio_dim,), float(proprio))])
+        if (pixels, proprio) != (1.0, 1.0):
+            raise ConfigError("goal-cost weights (pixels, proprio) weigh a proprioceptive world model's two parts; "
+                              "this one takes no proprioception, so leave them at 1")  # fmt: skip
+        return None
+    P = model.proprio_dim
+    V = model.frame_dim - P
+    return torch.cat([torch.full((V,), pixels / V), torch.full((P,), proprio / P)])
 
 
 def _distance(name: str, state: np.ndarray, goal: np.ndarray) -> float:
@@ -320,7 +323,7 @@ def evaluate(
     `set_state` and `render`), e.g. for the keep-out demonstration. Violations are counted against `watch`
     (default: the planned `keep_outs`), so a run without guardrails can be scored against the same zones.
     `goal_weights` = (pixels, proprioception) weigh the two parts of a proprioceptive model's embedding in the
-    goal cost.
+    goal cost, each part a mean (`goal_part_weights`).
     """
     name = env_name(env)
     weights = goal_part_weights(model, goal_weights)

@@ -257,8 +257,11 @@ def test_planning_with_proprioception_uses_the_observations_and_goals_readings(t
         evaluate(model, StateProbe(latent_dim=20, state_dim=2), env="tworooms", planner=CEM(samples=8, elites=2),
                  episodes=1, repeat=5, goal_image=np.zeros((64, 64, 3), np.uint8))  # fmt: skip
     weights = goal_part_weights(model, (0.0, 2.0))  # proprioception only
-    assert weights is not None and weights.tolist() == [0.0] * 16 + [2.0] * 4
-    assert goal_part_weights(model, (1.0, 1.0)) is None  # the plain mean
+    assert weights is not None and weights.tolist() == [0.0] * 16 + [0.5] * 4
+    # Each part a mean: (MSE_pixels + 3 · MSE_proprio) / 4, checked on errors of 1 (pixels) and 2 (proprio).
+    latents, goal = torch.cat([torch.ones(16), 2 * torch.ones(4)]).view(1, 1, 20), torch.zeros(20)
+    cost = GoalCost(goal=goal, weights=goal_part_weights(model, (1.0, 3.0)))(latents, torch.zeros(1, 1, 2))
+    assert cost.item() == pytest.approx((1.0 + 3 * 4.0) / 4)
     with pytest.raises(ConfigError, match="must be >= 0, not both 0"):
         goal_part_weights(model, (0.0, 0.0))
     with pytest.raises(ConfigError, match="this one takes no proprioception"):

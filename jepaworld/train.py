@@ -101,12 +101,13 @@ def resolve_device(name: str) -> torch.device:
 
 def setup_device(name: str) -> tuple[torch.device, int, int]:
     """(device, rank, world size); joins the process group when launched by torchrun."""
-    resolve_device(name)  # a bad name or a missing GPU is a one-line error before anything starts
+    resolved = resolve_device(name)  # a bad name or a missing GPU is a one-line error before anything starts
+    use_cuda = resolved.type == "cuda"
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    use_cuda = name == "cuda" or (name == "auto" and torch.cuda.is_available())
     if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
+        # torchrun gives each process its GPU; a single process takes the one named ("cuda:1"), else the first.
+        local = int(os.environ.get("LOCAL_RANK", resolved.index or 0))
         torch.cuda.set_device(local)
         device = torch.device("cuda", local)
     else:

@@ -217,16 +217,19 @@ def main() -> int:
         model, cfg, probe, model_lines = _model_lines(env, run, data, args, "the preset")
         lines += [*model_lines, *HEAD]
         k = cfg.data.frame_step
+        missed = []  # (row, seeds of the episodes it did not reach the goal in): which goals are hard, per row
         for name in args.planners.split(","):
-            _, s = evaluate(model, probe, env=env, planner=default_planner(name), episodes=args.episodes,
-                            horizon=args.horizon, seed=eval_seed, repeat=k)  # fmt: skip
+            reports, s = evaluate(model, probe, env=env, planner=default_planner(name), episodes=args.episodes,
+                                  horizon=args.horizon, seed=eval_seed, repeat=k)  # fmt: skip
             lines.append(_row(name, "world model", "min", s))
+            missed.append((name, [r.seed for r in reports if not r.success]))
             print(lines[-1], flush=True)
         if model.proprio_dim:
             # What the pixel features add to the goal cost: plan on the proprioception features alone.
-            _, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
-                            horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=(0.0, 1.0))  # fmt: skip
+            reports, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
+                                  horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=(0.0, 1.0))  # fmt: skip
             lines.append(_row("cem", "world model, goal cost on proprioception only", "min", s))
+            missed.append(("cem, proprioception only", [r.seed for r in reports if not r.success]))
             print(lines[-1], flush=True)
         if env == "two_rooms":
             for name in [n for n in args.planners.split(",") if n != "gradient"]:  # simulate is not differentiable
@@ -235,6 +238,8 @@ def main() -> int:
                 lines.append(_row(name, "true dynamics", "min", s))
                 print(lines[-1], flush=True)
         lines.append(_row("random actions", "-", "-", random_baseline(env, episodes=args.episodes, seed=eval_seed)))
+        lines.append("\nEpisodes missed (seeds): " + "; ".join(
+            f"{name}: {', '.join(map(str, seeds)) or 'none'}" for name, seeds in missed) + ".")  # fmt: skip
         if env == "two_rooms" and args.ablate_cov is not None:
             lines.append(
                 "\nGoal-cost reductions (CEM, same episodes): `last` = distance at the end of the horizon "

@@ -71,6 +71,7 @@ VARIANTS = {
     "flat": dict(target="online", regularizer="vicreg", frame_pool="flat"),
     "proprio-ema": dict(target="ema", regularizer="none", proprio_dim=5),
     "proprio-vicreg": dict(target="online", regularizer="vicreg", proprio_dim=5, inverse_dynamics=1.0),
+    "proprio-sigreg": dict(target="online", regularizer="sigreg", proprio_dim=5),
 }
 
 

@@ -544,7 +544,7 @@ def build_worldmodel(cfg, spec) -> WorldModel:  # (ExperimentConfig, DataSpec); 
         regularizer = EmbeddingVICReg(weight=me.reg_weight, std_weight=me.vicreg_std_weight,
                                       cov_weight=me.vicreg_cov_weight)  # fmt: skip
     else:
-        regularizer = build_regularizer(cfg, m.frame_dim)
+        regularizer = build_regularizer(cfg, m.frame_dim + m.proprio_dim)  # it sees the whole frame vector
     proprio = None
     if m.proprio_dim:
         if not spec.proprio_mean:

@@ -42,16 +42,19 @@ from jepaworld.plan_eval import (
     default_planner,
     env_name,
     evaluate,
+    goal_part_weights,
     load_world_model,
     parse_keep_out,
     random_baseline,
     to_tensor,
     true_dynamics_baseline,
+    waypoints_from_data,
 )  # fmt: skip
 from jepaworld.state_probe import probe_for
 from jepaworld.train import train
 
 PRESET = {"two_rooms": "wm-tworooms", "pointmaze": "wm-pointmaze", "pusht": "wm-pusht", "reacher": "wm-reacher"}
+WAYPOINTS = 1500  # recorded moves in the waypoint graph (`plan eval --waypoints`)
 ZONE = "0.3,0.5,0.08"  # a keep-out disc on the straight line from the left room to the door
 
 
@@ -224,12 +227,22 @@ def main() -> int:
             lines.append(_row(name, "world model", "min", s))
             missed.append((name, [r.seed for r in reports if not r.success]))
             print(lines[-1], flush=True)
+        # CEM variants beside the planners' rows: subgoals on a graph of recorded moves, and (with proprioception)
+        # the goal cost on the proprioception features alone, which shows what the pixel features add.
+        variants = [(", waypoints", (1.0, 1.0), True)]
         if model.proprio_dim:
-            # What the pixel features add to the goal cost: plan on the proprioception features alone.
+            variants += [(", proprioception only", (0.0, 1.0), False), (", proprioception only, waypoints",
+                                                                       (0.0, 1.0), True)]  # fmt: skip
+        for label, weights, routed in variants:
+            waypoints = None
+            if routed:
+                waypoints = waypoints_from_data(model, data, frame_step=k, windows=WAYPOINTS, hops=args.horizon,
+                                                weights=goal_part_weights(model, weights))  # fmt: skip
             reports, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
-                                  horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=(0.0, 1.0))  # fmt: skip
-            lines.append(_row("cem", "world model, goal cost on proprioception only", "min", s))
-            missed.append(("cem, proprioception only", [r.seed for r in reports if not r.success]))
+                                  horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=weights,
+                                  waypoints=waypoints)  # fmt: skip
+            lines.append(_row("cem", f"world model{label}", "min", s))
+            missed.append((f"cem{label}", [r.seed for r in reports if not r.success]))
             print(lines[-1], flush=True)
         if env == "two_rooms":
             for name in [n for n in args.planners.split(",") if n != "gradient"]:  # simulate is not differentiable

@@ -3,7 +3,7 @@
 jepaworld collect ENV --episodes N --steps T --out FILE.h5 [--policy random|noisy] [--seed S]
 jepaworld plan eval CHECKPOINT --env ENV --planner cem|mppi|gradient --episodes N [--horizon H]
                     [--keep-out x,y,r | x0,y0,x1,y1 ...] [--goal-image PNG] [--pixel-weight W]
-                    [--proprio-weight W] [--baseline] [--out DIR]
+                    [--proprio-weight W] [--waypoints N] [--baseline] [--out DIR]
 """
 
 from __future__ import annotations
@@ -76,6 +76,9 @@ def plan_args(p: argparse.ArgumentParser) -> None:
         default=1.0,
         help="goal cost: weight of the proprioception features' mean squared error (0: pixels alone)",
     )
+    p.add_argument("--waypoints", type=int, default=0,
+                   help="plan through subgoals on a graph of this many recorded moves of the training data (search "
+                   "on the replay buffer; 0 = straight at the goal)")  # fmt: skip
     p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
     p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")
     p.add_argument("--data", default="", help="episodes file for the state probe (default: the training data)")
@@ -99,10 +102,12 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.plan_eval import (
         default_planner,
         evaluate,
+        goal_part_weights,
         load_goal_image,
         load_world_model,
         parse_keep_out,
         random_baseline,
+        waypoints_from_data,
         write_results,
     )  # fmt: skip
     from jepaworld.state_probe import probe_for
@@ -121,11 +126,16 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     keep_outs = [parse_keep_out(s, position_fn=None, weight=args.keep_out_weight, margin=args.keep_out_margin)
                  for s in args.keep_out]  # fmt: skip
     goal_image = load_goal_image(args.goal_image, model) if args.goal_image else None
+    goal_weights = (args.pixel_weight, args.proprio_weight)
+    waypoints = None
+    if args.waypoints:
+        waypoints = waypoints_from_data(model, data, frame_step=cfg.data.frame_step, windows=args.waypoints,
+                                        hops=args.horizon, weights=goal_part_weights(model, goal_weights))  # fmt: skip
     out = Path(args.out) if args.out else None
     reports, summary = evaluate(
         model, probe, env=env, planner=planner, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
         repeat=cfg.data.frame_step, keep_outs=keep_outs, reduction=args.reduction, z_mode=args.z,
-        goal_image=goal_image, max_steps=args.max_steps or None, goal_weights=(args.pixel_weight, args.proprio_weight),
+        goal_image=goal_image, max_steps=args.max_steps or None, goal_weights=goal_weights, waypoints=waypoints,
         out=out,
     )  # fmt: skip
     rows = {args.planner: summary}
@@ -136,7 +146,8 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
         meta = {"checkpoint": state["path"], "env": env, "planner": repr(planner), "horizon": args.horizon,
                 "seed": args.seed, "frame_step": cfg.data.frame_step, "keep_out": args.keep_out,
                 "probe": probe_metrics, "threads": args.threads,
-                "goal_weights": {"pixels": args.pixel_weight, "proprio": args.proprio_weight}}  # fmt: skip
+                "goal_weights": {"pixels": args.pixel_weight, "proprio": args.proprio_weight},
+                "waypoints": args.waypoints}  # fmt: skip
         write_results(out, rows, reports, meta)
         print(f"written: {out / 'results.json'} and {len(reports)} episode PNGs in {out}")
     return 0

@@ -35,7 +35,7 @@ import torch
 
 from jepaworld.checkpoint import CheckpointError, load_strict, read_checkpoint
 from jepaworld.config import ConfigError, ExperimentConfig, from_dict
-from jepaworld.data.episodes import random_policy
+from jepaworld.data.episodes import EpisodeWindows, random_policy
 from jepaworld.envs import make_env
 from jepaworld.methods import DataSpec, build_method
 from jepaworld.methods.worldmodel import WorldModel
@@ -49,6 +49,7 @@ from jepaworld.planning import (
     Planner,
     PlanningError,
     TotalCost,
+    Waypoints,
     run_mpc,
 )  # fmt: skip
 
@@ -223,6 +224,7 @@ class LatentPlanningCost:
     generator: torch.Generator
     z_mode: str = "sample"
     z_samples: int = 4
+    waypoints: Waypoints | None = None  # with a goal set: each decision aims at the next subgoal on its graph
     starts: list[torch.Tensor] = field(default_factory=list)
 
     def __call__(self, obs: dict[str, np.ndarray]) -> CostFn:
@@ -233,9 +235,12 @@ class LatentPlanningCost:
         return lambda actions: self.evaluate(z0, actions, cost)
 
     def anchored(self, z0: torch.Tensor) -> TotalCost:
-        """`cost` with each segment-checking `KeepOut` starting from the current position (its readout of z0)."""
+        """`cost` with each segment-checking `KeepOut` starting from the current position (its readout of z0), and
+        the goal term aimed at the next waypoint when there are waypoints."""
         terms = {}
         for name, term in self.cost.terms.items():
+            if isinstance(term, GoalCost) and self.waypoints is not None:
+                term = dataclasses.replace(term, goal=self.waypoints.subgoal(z0[0]))
             if isinstance(term, KeepOut) and term.substeps > 1:
                 with torch.no_grad():
                     origin = term.position_fn(z0[:, None])[0, 0]  # (1, 1, D) -> (2,)
@@ -271,6 +276,31 @@ class EpisodeReport:
     final_distance: float
     violations: int
     error: str | None = None
+
+
+@torch.no_grad()
+def waypoints_from_data(
+    model: WorldModel,
+    data_path: str | Path,
+    *,
+    frame_step: int,
+    windows: int = 1500,
+    hops: int = 5,
+    weights: torch.Tensor | None = None,
+    seed: int = 0,
+) -> Waypoints:
+    """`Waypoints` from `windows` random recorded moves (two frames `frame_step` raw steps apart) of the training
+    episodes, embedded by the target encoder (as goals are)."""
+    moves = EpisodeWindows(data_path, window=1, frame_step=frame_step)
+    try:
+        picks = np.random.default_rng(seed).choice(len(moves), size=min(windows, len(moves)), replace=False)
+        batch = moves.load(torch.from_numpy(np.sort(picks)))  # frames (n, 2, C, H, W), proprio (n, 2, P)
+    finally:
+        moves.close()
+    z = model.encode(batch["frames"], batch["proprio"] if model.proprio_dim else None, target=True)  # (n, 2, D)
+    n = z.shape[0]
+    pairs = torch.stack([2 * torch.arange(n), 2 * torch.arange(n) + 1], dim=1)  # (n, 2): move from, move to
+    return Waypoints(nodes=z.flatten(0, 1), pairs=pairs, weights=weights, hops=hops)
 
 
 def goal_part_weights(model: WorldModel, weights: tuple[float, float]) -> torch.Tensor | None:
@@ -314,6 +344,7 @@ def evaluate(
     starts: list[np.ndarray] | None = None,
     goals: list[np.ndarray] | None = None,
     goal_weights: tuple[float, float] = (1.0, 1.0),
+    waypoints: Waypoints | None = None,
     out: str | Path | None = None,
     log: Any = print,
 ) -> tuple[list[EpisodeReport], dict[str, float]]:
@@ -323,7 +354,8 @@ def evaluate(
     `set_state` and `render`), e.g. for the keep-out demonstration. Violations are counted against `watch`
     (default: the planned `keep_outs`), so a run without guardrails can be scored against the same zones.
     `goal_weights` = (pixels, proprioception) weigh the two parts of a proprioceptive model's embedding in the
-    goal cost, each part a mean (`goal_part_weights`).
+    goal cost, each part a mean (`goal_part_weights`). `waypoints` (see `waypoints_from_data`) route each
+    episode through subgoals towards its goal.
     """
     name = env_name(env)
     weights = goal_part_weights(model, goal_weights)
@@ -352,15 +384,15 @@ def evaluate(
                                     repeat=repeat, keep_outs=keep_outs, watch=watch, dims=dims, reduction=reduction,
                                     z_mode=z_mode, goal_image=goal_image, max_steps=max_steps,
                                     start=None if starts is None else starts[i],
-                                    goal=None if goals is None else goals[i], weights=weights, out=out,
-                                    log=log))  # fmt: skip
+                                    goal=None if goals is None else goals[i], weights=weights,
+                                    waypoints=waypoints, out=out, log=log))  # fmt: skip
     finally:
         environment.close()
     return reports, summarise(reports)
 
 
 def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repeat, keep_outs, watch, dims, reduction,
-             z_mode, goal_image, max_steps, start, goal, weights, out, log) -> EpisodeReport:  # fmt: skip
+             z_mode, goal_image, max_steps, start, goal, weights, waypoints, out, log) -> EpisodeReport:  # fmt: skip
     episode_seed = seed + i
     obs = environment.reset(seed=episode_seed)
     if start is not None:
@@ -387,8 +419,10 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
         # Held for k raw steps, a macro-step is a straight move: check every raw step on it, as violations are.
         terms[f"keep_out_{j}"] = dataclasses.replace(zone, position_fn=position_fn, substeps=repeat)
     generator = torch.Generator().manual_seed(episode_seed)
+    if waypoints is not None:
+        waypoints.set_goal(goal_z)
     costs = LatentPlanningCost(model=model, cost=TotalCost(terms=terms), repeat=repeat, generator=generator,
-                               z_mode=z_mode)  # fmt: skip
+                               z_mode=z_mode, waypoints=waypoints)  # fmt: skip
     max_raw = max_steps or environment.max_episode_steps
     adapter = HeldActions(environment, repeat=repeat, goal_state=goal_state, max_raw_steps=max_raw)
     adapter.start(obs)

@@ -378,6 +378,66 @@ class TotalCost:
         return torch.stack(list(self.breakdown(latents, actions).values())).sum(0)
 
 
+class Waypoints:
+    """Subgoals on a graph of recorded latent states: search on the replay buffer (Eysenbach et al. 2019, SoRB),
+    with the world model's embeddings of its training frames as the nodes.
+
+    A greedy goal cost is a dead end when the goal lies behind an obstacle (PointMaze's U): every path to it first
+    moves away, further than a planning horizon reaches. Here an edge joins each recorded move (node i, then node j
+    one macro-step later in the same episode) and any two nodes closer than `radius` (default: the median length of
+    the recorded moves), weighted by length. Once a goal is set, each decision aims at the node `hops` edges ahead
+    on the shortest path from the node nearest the current embedding, or at the goal itself once the path gets
+    there, or when no path does. Distances weigh features by `weights` as `GoalCost` does.
+    """
+
+    def __init__(
+        self, *, nodes: Tensor, pairs: Tensor, weights: Tensor | None = None, hops: int = 5, radius: float | None = None
+    ) -> None:
+        from scipy.sparse import csr_matrix
+
+        N, D = nodes.shape
+        if hops < 1:
+            raise ValueError(f"hops must be >= 1, got {hops}")
+        w = torch.ones(D) if weights is None else weights.float().cpu()
+        self.scale = (w / w.mean()).sqrt()  # squared distances in this space are GoalCost's (weighted) ones × D
+        self.nodes, self.points, self.hops = nodes, nodes.float().cpu() * self.scale, hops
+        dist = torch.cdist(self.points, self.points)  # (N, N)
+        moves = dist[pairs[:, 0], pairs[:, 1]]  # (M,)
+        self.radius = float(moves.median()) if radius is None else radius
+        adjacent = dist <= self.radius
+        adjacent[pairs[:, 0], pairs[:, 1]] = True
+        adjacent.fill_diagonal_(False)
+        rows, cols = adjacent.nonzero(as_tuple=True)
+        # + a hair, because csgraph reads an explicit 0 as "no edge"
+        self.graph = csr_matrix(((dist[rows, cols] + 1e-6).numpy(), (rows.numpy(), cols.numpy())), shape=(N, N))
+        self._goal: Tensor | None = None
+
+    def nearest(self, z: Tensor) -> int:
+        """Index of the node nearest the embedding z (D,)."""
+        return int(torch.cdist((z.detach().float().cpu() * self.scale)[None], self.points).argmin())
+
+    def set_goal(self, goal: Tensor) -> None:
+        """Shortest paths from every node to the node nearest `goal` (D,): one Dijkstra on the reversed graph."""
+        from scipy.sparse.csgraph import dijkstra
+
+        self._goal, self._goal_node = goal, self.nearest(goal)
+        # From the goal on the reversed graph: predecessor[i] is then the next node from i towards the goal.
+        self._distance, self._next = dijkstra(self.graph.T, indices=self._goal_node, return_predecessors=True)
+
+    def subgoal(self, z: Tensor) -> Tensor:
+        """The embedding (D,) to plan towards from the current embedding z (D,)."""
+        if self._goal is None:
+            raise RuntimeError("Waypoints.subgoal called before set_goal")
+        i = self.nearest(z)
+        if not np.isfinite(self._distance[i]):
+            return self._goal  # no recorded route: aim straight at the goal
+        for _ in range(self.hops):
+            if i == self._goal_node:
+                return self._goal
+            i = int(self._next[i])
+        return self.nodes[i].to(self._goal)
+
+
 def make_cost_fn(rollout_fn: RolloutFn, cost: Cost) -> CostFn:
     """The planner's cost_fn: ``actions -> cost(rollout_fn(actions), actions)``."""
 

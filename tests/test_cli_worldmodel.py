@@ -100,6 +100,11 @@ def test_proprioceptive_world_model_trains_and_plans(trained, tmp_path, capsys):
         results = json.loads((tmp_path / f"eval{weights[1]}" / "results.json").read_text())
         assert results["summary"]["cem"]["failed_plans"] == 0
         assert results["meta"]["goal_weights"] == {"pixels": float(weights[1]), "proprio": 1.0}
+    argv = ["plan", "eval", str(proprio_run), "--episodes", "2", "--iters", "2", "--samples", "50", "--max-steps", "20",
+            "--waypoints", "300", "--out", str(tmp_path / "routed")]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "routed" / "results.json").read_text())
+    assert results["meta"]["waypoints"] == 300 and results["summary"]["cem"]["failed_plans"] == 0
     capsys.readouterr()
     err = _error(capsys, ["plan", "eval", str(run), "--episodes", "1", "--pixel-weight", "0"])
     assert "takes no proprioception" in err

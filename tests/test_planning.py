@@ -17,6 +17,7 @@ from jepaworld.planning import (
     KeepOut,
     PlanningError,
     TotalCost,
+    Waypoints,
     make_cost_fn,
     make_planner,
     plan,
@@ -261,3 +262,36 @@ def test_planner_on_cuda(name):
     )
     assert result.actions.device.type == "cuda"
     assert torch.allclose(result.actions.cpu(), target(), atol=0.1)
+
+
+def _corridor() -> tuple[torch.Tensor, torch.Tensor]:
+    """A U-shaped corridor of recorded moves: right along y = 1, down x = 2, left along y = -1, 0.25 apart, both
+    ways. Its two ends are 2 apart in a straight line, through the (unrecorded) wall, and 6 along the corridor."""
+    top = [(x, 1.0) for x in np.arange(0.0, 2.0, 0.25)]
+    side = [(2.0, y) for y in np.arange(1.0, -1.0, -0.25)]
+    bottom = [(x, -1.0) for x in np.arange(2.0, -0.01, -0.25)]
+    nodes = torch.tensor(top + side + bottom, dtype=torch.float32)  # (N, 2) in walking order
+    forward = torch.stack([torch.arange(len(nodes) - 1), torch.arange(1, len(nodes))], dim=1)
+    return nodes, torch.cat([forward, forward.flip(1)])
+
+
+def test_waypoints_lead_around_the_wall_not_through_it():
+    nodes, pairs = _corridor()
+    waypoints = Waypoints(nodes=nodes, pairs=pairs, hops=3)
+    assert waypoints.radius == pytest.approx(0.25)
+    goal = torch.tensor([0.0, -1.0])
+    waypoints.set_goal(goal)
+    # From the top end, 3 edges along the corridor (the greedy direction, straight down, has no edge).
+    assert waypoints.subgoal(torch.tensor([0.05, 1.0])).tolist() == pytest.approx([0.75, 1.0])
+    assert waypoints.subgoal(torch.tensor([2.0, -0.5])).tolist() == pytest.approx([1.75, -1.0])
+    assert waypoints.subgoal(torch.tensor([0.5, -1.0])) is goal  # within 3 edges: the goal itself
+    # A goal no recorded move leads to is aimed at directly.
+    stray = Waypoints(nodes=torch.cat([nodes, torch.tensor([[9.0, 9.0]])]), pairs=pairs, hops=3, radius=0.3)
+    far = torch.tensor([9.0, 9.0])
+    stray.set_goal(far)
+    assert stray.subgoal(torch.tensor([0.0, 1.0])) is far
+    # Weights pick the features that count: a third, noisy feature with weight 0 changes nothing.
+    noisy = torch.cat([nodes, torch.randn(len(nodes), 1, generator=torch.Generator().manual_seed(0)) * 5], dim=1)
+    weighted = Waypoints(nodes=noisy, pairs=pairs, hops=3, weights=torch.tensor([1.0, 1.0, 0.0]))
+    weighted.set_goal(torch.tensor([0.0, -1.0, 0.0]))
+    assert weighted.subgoal(torch.tensor([0.05, 1.0, 7.0]))[:2].tolist() == pytest.approx([0.75, 1.0])

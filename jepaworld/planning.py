@@ -15,7 +15,8 @@ and all of them sit behind one function, `plan`. The variants:
 
 Costs act on a predicted latent trajectory ``(N, H, *D)`` and its actions ``(N, H, A)``: `GoalCost` (distance to
 a goal embedding), and the guardrails `KeepOut` (forbidden region in a 2-D readout of the latents) and
-`ActionMagnitude`; `TotalCost` sums weighted terms and reports each. `make_cost_fn` composes a world-model
+`ActionMagnitude`; `TotalCost` sums weighted terms and reports each. `Waypoints` routes a goal cost through
+subgoals on a graph of recorded latent states, for goals behind obstacles. `make_cost_fn` composes a world-model
 rollout with a cost into the ``cost_fn`` a planner takes, and `run_mpc` runs plan → act → replan on an env.
 """
 

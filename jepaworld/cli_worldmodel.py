@@ -128,6 +128,8 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     goal_image = load_goal_image(args.goal_image, model) if args.goal_image else None
     goal_weights = (args.pixel_weight, args.proprio_weight)
     waypoints = None
+    if args.waypoints < 0:
+        raise ConfigError(f"--waypoints {args.waypoints}: give a number of recorded moves, or 0 for none")
     if args.waypoints:
         waypoints = waypoints_from_data(model, data, frame_step=cfg.data.frame_step, windows=args.waypoints,
                                         hops=args.horizon, weights=goal_part_weights(model, goal_weights))  # fmt: skip

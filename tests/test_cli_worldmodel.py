@@ -85,6 +85,7 @@ def test_bad_inputs_get_one_line_errors(trained, tmp_path, capsys):
     assert "no action-conditioned predictor" in err
 
     assert "unknown env" in _error(capsys, ["plan", "eval", str(run), "--env", "nowhere", "--episodes", "1"])
+    assert "--waypoints -3" in _error(capsys, ["plan", "eval", str(run), "--episodes", "1", "--waypoints", "-3"])
 
 
 def test_proprioceptive_world_model_trains_and_plans(trained, tmp_path, capsys):

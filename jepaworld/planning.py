@@ -237,6 +237,15 @@ class Cost(Protocol):
     def __call__(self, latents: Tensor, actions: Tensor) -> Tensor: ...
 
 
+def feature_scale(weights: Tensor) -> Tensor:
+    """Per-feature scale (D,) whose squares are `weights` over their mean: the plain mean of squared scaled
+    differences is then the `weights`-weighted mean."""
+    w = weights.detach().float().cpu().reshape(-1)
+    if (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"feature weights must be non-negative and not all zero, got {w.tolist()}")
+    return (w / w.mean()).sqrt()
+
+
 @dataclass(frozen=True, kw_only=True)
 class GoalCost:
     """Distance from predicted embeddings to a goal embedding (DINO-WM's planning objective).
@@ -262,16 +271,22 @@ class GoalCost:
     metric: Literal["l2", "cosine"] = "l2"
     reduction: Literal["last", "sum", "min"] = "last"
     weights: Tensor | None = None
+    _scale: Tensor | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Checked and turned into a per-feature scale once, not in every call of the planner's inner loop.
+        if self.weights is not None:
+            if self.weights.numel() != self.goal.numel():
+                raise ValueError(f"GoalCost weights need {self.goal.numel()} values, got {self.weights.numel()}")
+            object.__setattr__(self, "_scale", feature_scale(self.weights))
 
     def __call__(self, latents: Tensor, actions: Tensor) -> Tensor:
         N, H = latents.shape[:2]
         z = latents.reshape(N, H, -1)  # (N, H, D)
         goal = self.goal.reshape(1, 1, -1).to(z)  # (1, 1, D)
-        if self.weights is not None:
-            w = self.weights.reshape(1, 1, -1).to(z)  # (1, 1, D)
-            if w.shape[-1] != z.shape[-1] or (w < 0).any() or not w.sum() > 0:
-                raise ValueError(f"GoalCost weights need {z.shape[-1]} non-negative values, not all zero")
-            z, goal = z * (w / w.mean()).sqrt(), goal * (w / w.mean()).sqrt()  # the weighted mean of squares
+        if self._scale is not None:
+            scale = self._scale.reshape(1, 1, -1).to(z)  # (1, 1, D)
+            z, goal = z * scale, goal * scale  # the mean of squares is then the weighted mean
         if self.metric == "l2":
             distance = (z - goal).pow(2).mean(-1)  # (N, H)
         elif self.metric == "cosine":
@@ -400,8 +415,8 @@ class Waypoints:
         N, D = nodes.shape
         if hops < 1:
             raise ValueError(f"hops must be >= 1, got {hops}")
-        w = torch.ones(D) if weights is None else weights.float().cpu()
-        self.scale = (w / w.mean()).sqrt()  # squared distances in this space are GoalCost's (weighted) ones × D
+        # Squared distances in this space are GoalCost's (weighted) ones × D.
+        self.scale = torch.ones(D) if weights is None else feature_scale(weights)
         self.nodes, self.points, self.hops = nodes, nodes.float().cpu() * self.scale, hops
         dist = torch.cdist(self.points, self.points)  # (N, N)
         moves = dist[pairs[:, 0], pairs[:, 1]]  # (M,)

@@ -221,29 +221,32 @@ def main() -> int:
         lines += [*model_lines, *HEAD]
         k = cfg.data.frame_step
         missed = []  # (row, seeds of the episodes it did not reach the goal in): which goals are hard, per row
+
+        # Every planner with the preset's own plan settings ([plan], what `plan eval` uses by default) ...
+        preset_weights, preset_n = (cfg.plan.pixel_weight, cfg.plan.proprio_weight), cfg.plan.waypoints
+        waypoints = _route(model, data, k, args.horizon, preset_weights, preset_n)
         for name in args.planners.split(","):
             reports, s = evaluate(model, probe, env=env, planner=default_planner(name), episodes=args.episodes,
-                                  horizon=args.horizon, seed=eval_seed, repeat=k)  # fmt: skip
-            lines.append(_row(name, "world model", "min", s))
-            missed.append((name, [r.seed for r in reports if not r.success]))
-            print(lines[-1], flush=True)
-        # CEM variants beside the planners' rows: subgoals on a graph of recorded moves, and (with proprioception)
-        # the goal cost on the proprioception features alone, which shows what the pixel features add.
-        variants = [(", waypoints", (1.0, 1.0), True)]
-        if model.proprio_dim:
-            variants += [(", proprioception only", (0.0, 1.0), False), (", proprioception only, waypoints",
-                                                                       (0.0, 1.0), True)]  # fmt: skip
-        for label, weights, routed in variants:
-            waypoints = None
-            if routed:
-                waypoints = waypoints_from_data(model, data, frame_step=k, windows=WAYPOINTS, hops=args.horizon,
-                                                weights=goal_part_weights(model, weights))  # fmt: skip
-            reports, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
-                                  horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=weights,
+                                  horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=preset_weights,
                                   waypoints=waypoints)  # fmt: skip
-            lines.append(_row("cem", f"world model{label}", "min", s))
-            missed.append((f"cem{label}", [r.seed for r in reports if not r.success]))
+            label = f"world model{_settings_label(preset_weights, preset_n)} (the preset's plan)"
+            lines.append(_row(name, label, "min", s))
+            missed.append((f"{name}, preset's plan", [r.seed for r in reports if not r.success]))
             print(lines[-1], flush=True)
+        # ... and CEM with the other settings: both parts of the embedding or (with proprioception) the
+        # proprioception alone, which shows what the pixel features add, each with and without waypoints.
+        weightings = [(1.0, 1.0), (0.0, 1.0)] if model.proprio_dim else [(1.0, 1.0)]
+        for weights in weightings:
+            for n in (0, preset_n or WAYPOINTS):
+                if weights == preset_weights and n == preset_n:
+                    continue
+                reports, s = evaluate(model, probe, env=env, planner=default_planner("cem"), episodes=args.episodes,
+                                      horizon=args.horizon, seed=eval_seed, repeat=k, goal_weights=weights,
+                                      waypoints=_route(model, data, k, args.horizon, weights, n))  # fmt: skip
+                label = _settings_label(weights, n)
+                lines.append(_row("cem", f"world model{label}", "min", s))
+                missed.append((f"cem{label}", [r.seed for r in reports if not r.success]))
+                print(lines[-1], flush=True)
         if env == "two_rooms":
             for name in [n for n in args.planners.split(",") if n != "gradient"]:  # simulate is not differentiable
                 s = true_dynamics_baseline(env, default_planner(name), episodes=args.episodes, horizon=args.horizon,
@@ -287,6 +290,21 @@ def main() -> int:
         update_section(f"worldmodel-{env}", "\n".join([f"## World models: planning in {env}", "", meta, *lines]), path)
         print(f"written: section worldmodel-{env} of {path}", flush=True)
     return 0
+
+
+def _route(model, data: Path, frame_step: int, horizon: int, weights: tuple[float, float], n: int):
+    """The waypoint graph over `n` recorded moves for these goal-cost weights (None for n = 0)."""
+    if not n:
+        return None
+    return waypoints_from_data(model, data, frame_step=frame_step, windows=n, hops=horizon,
+                               weights=goal_part_weights(model, weights))  # fmt: skip
+
+
+def _settings_label(weights: tuple[float, float], waypoints: int) -> str:
+    """', proprioception only, waypoints'-style suffix of a row's goal-cost weights and waypoint graph."""
+    names = {(1.0, 1.0): "", (0.0, 1.0): ", proprioception only", (1.0, 0.0): ", pixels only"}
+    label = names.get(weights, f", weights pixels {weights[0]:g} / proprioception {weights[1]:g}")
+    return label + (f", waypoints ({waypoints} moves)" if waypoints else "")
 
 
 def _row(name: str, model: str, cost: str, s: dict) -> str:

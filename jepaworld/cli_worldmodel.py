@@ -9,10 +9,11 @@ jepaworld plan eval CHECKPOINT --env ENV --planner cem|mppi|gradient --episodes 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
-from jepaworld.config import ConfigError
+from jepaworld.config import ConfigError, PlanConfig
 
 # ----------------------------------------------------------------------------------------------------------
 # collect
@@ -51,9 +52,11 @@ def plan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["eval"], help="eval: plan seeded episodes and report")
     p.add_argument("checkpoint", help="a world-model run folder or its checkpoint.pt")
     p.add_argument("--env", default="", help="environment (default: the one the training data came from)")
-    p.add_argument("--planner", default="cem", help="cem | mppi | gradient")
+    # Flags that default to None fall back to the run's saved [plan] section (see `config.PlanConfig`).
+    p.add_argument("--planner", default=None, help="cem | mppi | gradient (default: the run's plan.planner)")
     p.add_argument("--episodes", type=int, default=20, help="seeded episodes (seeds seed .. seed + N - 1)")
-    p.add_argument("--horizon", type=int, default=5, help="planning horizon in macro-steps (frame_step raw steps)")
+    p.add_argument("--horizon", type=int, default=None,
+                   help="planning horizon in macro-steps of frame_step raw steps (default: plan.horizon)")  # fmt: skip
     p.add_argument("--seed", type=int, default=1000, help="first episode seed (the data used seeds from 0)")
     p.add_argument("--samples", type=int, default=None, help="candidates per iteration (cem/mppi)")
     p.add_argument("--iters", type=int, default=None, help="planner iterations per decision")
@@ -67,18 +70,19 @@ def plan_args(p: argparse.ArgumentParser) -> None:
         help="goal cost: closest approach in the horizon (min), last step, or summed",
     )
     p.add_argument("--z", default="sample", choices=["mean", "sample", "worst"], help="latent variable z in planning")
-    p.add_argument("--pixel-weight", type=float, default=1.0,
+    p.add_argument("--pixel-weight", type=float, default=None,
                    help="goal cost of a world model with proprioception: weight of the pixel features' mean squared "
-                   "error (0: plan on proprioception alone)")  # fmt: skip
+                   "error (0: plan on proprioception alone; default: the run's plan.pixel_weight)")  # fmt: skip
     p.add_argument(
         "--proprio-weight",
         type=float,
-        default=1.0,
-        help="goal cost: weight of the proprioception features' mean squared error (0: pixels alone)",
+        default=None,
+        help="goal cost: weight of the proprioception features' mean squared error (0: pixels alone; default: the "
+        "run's plan.proprio_weight)",
     )
-    p.add_argument("--waypoints", type=int, default=0,
+    p.add_argument("--waypoints", type=int, default=None,
                    help="plan through subgoals on a graph of this many recorded moves of the training data (search "
-                   "on the replay buffer; 0 = straight at the goal)")  # fmt: skip
+                   "on the replay buffer; 0 = straight at the goal; default: the run's plan.waypoints)")  # fmt: skip
     p.add_argument("--goal-image", default="", help="PNG goal frame for every episode (instead of sampled goals)")
     p.add_argument("--max-steps", type=int, default=0, help="raw env steps per episode (0 = the env's limit)")
     p.add_argument("--data", default="", help="episodes file for the state probe (default: the training data)")
@@ -93,6 +97,17 @@ def _data_path(args: argparse.Namespace, cfg, run_dir: Path) -> Path:
         if path.exists():
             return path
     raise ConfigError(f"the state probe needs the training episodes ({cfg.data.path} not found); pass --data FILE.h5")
+
+
+def plan_settings(args: argparse.Namespace, cfg) -> PlanConfig:
+    """The run's saved [plan] section with every flag the user gave on top; bad values are one-line errors."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(PlanConfig) if getattr(args, f.name) is not None}
+    plan = dataclasses.replace(cfg.plan, **given)
+    if plan.waypoints < 0:
+        raise ConfigError(f"--waypoints {plan.waypoints}: give a number of recorded moves, or 0 for none")
+    if plan.horizon < 1:
+        raise ConfigError(f"--horizon {plan.horizon}: plan at least 1 macro-step ahead")
+    return plan
 
 
 def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
@@ -121,35 +136,36 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     with open_episodes(data) as f:
         data_env = str(f.attrs["env"])
     env = args.env or data_env
-    planner = default_planner(args.planner, samples=args.samples, iters=args.iters)
+    plan = plan_settings(args, cfg)
+    print(f"planning: {plan.planner}, horizon {plan.horizon}, goal-cost weights pixels {plan.pixel_weight:g} / "
+          f"proprioception {plan.proprio_weight:g}, waypoints {plan.waypoints or 'none'}")  # fmt: skip
+    planner = default_planner(plan.planner, samples=args.samples, iters=args.iters)
     probe, probe_metrics = probe_for(model, run_dir=run_dir, data_path=data, step=int(state.get("step", -1)))
     keep_outs = [parse_keep_out(s, position_fn=None, weight=args.keep_out_weight, margin=args.keep_out_margin)
                  for s in args.keep_out]  # fmt: skip
     goal_image = load_goal_image(args.goal_image, model) if args.goal_image else None
-    goal_weights = (args.pixel_weight, args.proprio_weight)
+    goal_weights = (plan.pixel_weight, plan.proprio_weight)
     waypoints = None
-    if args.waypoints < 0:
-        raise ConfigError(f"--waypoints {args.waypoints}: give a number of recorded moves, or 0 for none")
-    if args.waypoints:
-        waypoints = waypoints_from_data(model, data, frame_step=cfg.data.frame_step, windows=args.waypoints,
-                                        hops=args.horizon, weights=goal_part_weights(model, goal_weights))  # fmt: skip
+    if plan.waypoints:
+        waypoints = waypoints_from_data(model, data, frame_step=cfg.data.frame_step, windows=plan.waypoints,
+                                        hops=plan.horizon, weights=goal_part_weights(model, goal_weights))  # fmt: skip
     out = Path(args.out) if args.out else None
     reports, summary = evaluate(
-        model, probe, env=env, planner=planner, episodes=args.episodes, horizon=args.horizon, seed=args.seed,
+        model, probe, env=env, planner=planner, episodes=args.episodes, horizon=plan.horizon, seed=args.seed,
         repeat=cfg.data.frame_step, keep_outs=keep_outs, reduction=args.reduction, z_mode=args.z,
         goal_image=goal_image, max_steps=args.max_steps or None, goal_weights=goal_weights, waypoints=waypoints,
         out=out,
     )  # fmt: skip
-    rows = {args.planner: summary}
+    rows = {plan.planner: summary}
     if args.baseline and goal_image is None:
         rows["random"] = random_baseline(env, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps or None)
     print(format_rows(rows))
     if out is not None:
-        meta = {"checkpoint": state["path"], "env": env, "planner": repr(planner), "horizon": args.horizon,
+        meta = {"checkpoint": state["path"], "env": env, "planner": repr(planner), "horizon": plan.horizon,
                 "seed": args.seed, "frame_step": cfg.data.frame_step, "keep_out": args.keep_out,
                 "probe": probe_metrics, "threads": args.threads,
-                "goal_weights": {"pixels": args.pixel_weight, "proprio": args.proprio_weight},
-                "waypoints": args.waypoints}  # fmt: skip
+                "goal_weights": {"pixels": plan.pixel_weight, "proprio": plan.proprio_weight},
+                "waypoints": plan.waypoints}  # fmt: skip
         write_results(out, rows, reports, meta)
         print(f"written: {out / 'results.json'} and {len(reports)} episode PNGs in {out}")
     return 0

@@ -89,23 +89,25 @@ def test_bad_inputs_get_one_line_errors(trained, tmp_path, capsys):
 
 
 def test_proprioceptive_world_model_trains_and_plans(trained, tmp_path, capsys):
-    """TwoRooms' proprioception is the agent's (x, y): a model that takes it trains and plans on either part."""
+    """TwoRooms' proprioception is the agent's (x, y): a model that takes it trains and plans on either part.
+
+    Its run saves planning settings ([plan]); `plan eval` uses them unless a flag says otherwise.
+    """
     _, data, run = trained
     proprio_run = tmp_path / "proprio"
     assert main(["pretrain", "--preset", "wm-tworooms-micro", "--data.path", str(data), "--model.proprio_dim", "4",
-                 "--train.steps", "100", "--train.out", str(proprio_run)]) == 0  # fmt: skip
-    for weights in (["--pixel-weight", "1"], ["--pixel-weight", "0"]):
-        argv = ["plan", "eval", str(proprio_run), "--episodes", "2", "--iters", "2", "--samples", "50", "--max-steps",
-                "20", "--out", str(tmp_path / f"eval{weights[1]}"), *weights]  # fmt: skip
-        assert main(argv) == 0
-        results = json.loads((tmp_path / f"eval{weights[1]}" / "results.json").read_text())
+                 "--train.steps", "100", "--plan.pixel_weight", "0", "--plan.waypoints", "300",
+                 "--train.out", str(proprio_run)]) == 0  # fmt: skip
+    common = ["plan", "eval", str(proprio_run), "--episodes", "2", "--iters", "2", "--samples", "50",
+              "--max-steps", "20"]  # fmt: skip
+    for flags, pixels, waypoints in (([], 0.0, 300), (["--pixel-weight", "1", "--waypoints", "0"], 1.0, 0)):
+        out = tmp_path / f"eval{len(flags)}"
+        assert main([*common, *flags, "--out", str(out)]) == 0
+        assert f"goal-cost weights pixels {pixels:g} / proprioception 1" in capsys.readouterr().out
+        results = json.loads((out / "results.json").read_text())
         assert results["summary"]["cem"]["failed_plans"] == 0
-        assert results["meta"]["goal_weights"] == {"pixels": float(weights[1]), "proprio": 1.0}
-    argv = ["plan", "eval", str(proprio_run), "--episodes", "2", "--iters", "2", "--samples", "50", "--max-steps", "20",
-            "--waypoints", "300", "--out", str(tmp_path / "routed")]  # fmt: skip
-    assert main(argv) == 0
-    results = json.loads((tmp_path / "routed" / "results.json").read_text())
-    assert results["meta"]["waypoints"] == 300 and results["summary"]["cem"]["failed_plans"] == 0
+        assert results["meta"]["goal_weights"] == {"pixels": pixels, "proprio": 1.0}
+        assert results["meta"]["waypoints"] == waypoints
     capsys.readouterr()
     err = _error(capsys, ["plan", "eval", str(run), "--episodes", "1", "--pixel-weight", "0"])
     assert "takes no proprioception" in err

@@ -83,6 +83,8 @@ class MethodConfig:
     regularizer: str = _f("none", "collapse regulariser on context embeddings: none | vicreg | sigreg")
     reg_weight: float = _f(1.0, "weight of the regulariser")
     reg_on: str = _f("pooled", "ijepa/vjepa regulariser input: pooled (per sample) | tokens (per position)")
+    target_layers: int = _f(1, "ijepa/vjepa: regress the mean of the target encoder's last K blocks (data2vec 2.0)")
+    masks_per_image: int = _f(1, "ijepa/vjepa: masks drawn per sample, sharing one target-encoder pass (data2vec 2.0)")
     vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)")
     vicreg_cov_weight: float = _f(1.0, "VICReg covariance-term weight (inside the regulariser)")
     expander_dim: int = _f(512, "VICReg expander output width")

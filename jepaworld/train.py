@@ -159,7 +159,11 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     model = DistributedDataParallel(method) if world > 1 else method
     augment = RandomResizedCropFlip(scale=(cfg.data.crop_scale_min, 1.0)) if cfg.data.augment else None
     sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
-    local = slice(rank * tc.batch_size // world, (rank + 1) * tc.batch_size // world)
+
+    def local(v: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a global-batch tensor; proportional, since a method may draw several masks per
+        sample (rows of one sample stay together, see `JEPA.prepare`)."""
+        return v[rank * len(v) // world : (rank + 1) * len(v) // world]
 
     def snapshot(step: int) -> dict:
         # Cloned, because a periodic checkpoint is written only once the next step's loss proves these weights
@@ -187,7 +191,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
             batch = {k: v.to(device, non_blocking=True) for k, v in ds.load(sampler.indices(step)).items()}
             if augment is not None and "x" in batch:
                 batch["x"] = augment(batch["x"], g)
-            batch = {k: v[local].to(device) for k, v in method.prepare(batch, g).items()}
+            batch = {k: local(v).to(device) for k, v in method.prepare(batch, g).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=tc.bf16):
                 loss, logs = model(batch)
             loss_value = all_mean(loss.detach().float(), world)

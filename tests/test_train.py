@@ -439,17 +439,22 @@ def test_bf16_autocast_on_cpu(tmp_path: Path, make_cfg, metrics) -> None:
     assert all(t.dtype != torch.bfloat16 for t in method.state_dict().values())  # weights stay float32
 
 
-def test_ddp_matches_single_process(straight, tmp_path: Path, metrics) -> None:
-    """Two gloo ranks on CPU, each taking half the global batch, reproduce the single-process run."""
-    cfg, result, _ = straight
-    args = ["--preset", "ijepa-digits-micro", "--train.out", str(tmp_path / "ddp")]
-    for key, value in {**STRAIGHT, "train.threads": 1, "train.progress": "false", "train.device": "cpu"}.items():
+def run_ddp(out: Path, settings: dict) -> None:
+    """`jepaworld pretrain --preset ijepa-digits-micro` on two gloo ranks (CPU, one thread each)."""
+    args = ["--preset", "ijepa-digits-micro", "--train.out", str(out)]
+    for key, value in {**settings, "train.threads": 1, "train.progress": "false", "train.device": "cpu"}.items():
         args += [f"--{key}", str(value)]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "jepaworld.cli", "pretrain", *args]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+def test_ddp_matches_single_process(straight, tmp_path: Path, metrics) -> None:
+    """Two gloo ranks on CPU, each taking half the global batch, reproduce the single-process run."""
+    cfg, result, _ = straight
+    run_ddp(tmp_path / "ddp", STRAIGHT)
     assert from_dict(json.loads((tmp_path / "ddp" / CONFIG).read_text())) == apply_overrides(
         cfg, {"train.out": str(tmp_path / "ddp")}
     )
@@ -462,6 +467,15 @@ def test_ddp_matches_single_process(straight, tmp_path: Path, metrics) -> None:
     a, b = read_checkpoint(result.run_dir)["method"], read_checkpoint(tmp_path / "ddp")["method"]
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=f"{k} differs")
+
+
+def test_ddp_splits_several_masks_per_image_with_their_images(tmp_path: Path, make_cfg, metrics) -> None:
+    """With 2 masks per image each rank gets its images' masks: the losses match one process."""
+    settings = {"train.steps": 6, "train.log_every": 1, "method.masks_per_image": 2}
+    result, _ = quiet_train(make_cfg(tmp_path / "single", **settings))
+    run_ddp(tmp_path / "ddp", settings)
+    single, ddp = metrics(result.run_dir), metrics(tmp_path / "ddp")
+    assert [r["loss"] for r in ddp] == pytest.approx([r["loss"] for r in single], rel=1e-5)
 
 
 @pytest.mark.gpu

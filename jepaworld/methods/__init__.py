@@ -51,6 +51,7 @@ def build_ijepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
     return JEPA(
         encoder=enc, predictor=pred, mask=mask, loss=me.loss, target=me.target,
         ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim), reg_on=me.reg_on,
+        target_layers=me.target_layers, masks_per_image=me.masks_per_image,
     )  # fmt: skip
 
 
@@ -76,6 +77,7 @@ def build_vjepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
     return JEPA(
         encoder=enc, predictor=pred, mask=vjepa_mask(cfg.mask, enc.grid), loss=me.loss, target=me.target,
         ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim), reg_on=me.reg_on,
+        target_layers=me.target_layers, masks_per_image=me.masks_per_image,
     )  # fmt: skip
 
 

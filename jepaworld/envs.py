@@ -478,6 +478,13 @@ class PointMaze:
     def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
         return bool(np.linalg.norm(np.asarray(state[:2]) - np.asarray(goal_state[:2])) <= self.SUCCESS_RADIUS)
 
+    def blocked_regions(self) -> list[tuple[tuple[float, float], tuple[float, float]]]:
+        """The maze's wall cells as (low, high) rectangles in (x, y), e.g. to draw them under a planned path."""
+        maze_map = np.asarray(self._maze.maze_map)
+        half = self._maze.maze_size_scaling / 2
+        centres = [self._maze.cell_rowcol_to_xy(cell) for cell in np.argwhere(maze_map == 1)]
+        return [((float(x - half), float(y - half)), (float(x + half), float(y + half))) for x, y in centres]
+
     def sample_goal(self, rng: np.random.Generator) -> tuple[Obs, np.ndarray]:
         if not self._reset_done:
             raise RuntimeError("PointMaze.sample_goal called before reset()")

@@ -598,9 +598,6 @@ def save_episode_png(
     ax.set_title("goal", fontsize=7)
     ax.axis("off")
     ax = fig.add_subplot(grid[1, :])
-    for low, high in walls:  # e.g. TwoRooms' wall, clipped to the arena
-        low_y, high_y = max(low[1], 0.0), min(high[1], 1.0)
-        ax.add_patch(plt.Rectangle((low[0], low_y), high[0] - low[0], high_y - low_y, color="0.3", alpha=0.5))
     for zone in keep_outs:
         if zone.center is not None and zone.radius is not None:
             ax.add_patch(plt.Circle(zone.center, zone.radius, color="tab:red", alpha=0.25))
@@ -613,7 +610,16 @@ def save_episode_png(
     ax.plot(states[:, 0], states[:, 1], "-o", color="tab:blue", ms=2, lw=1.5, label="executed (true state)")
     ax.plot(*states[0], "s", color="tab:blue", ms=7, label="start")
     ax.plot(*goal, "*", color="tab:green", ms=14, label="goal")
-    ax.set_aspect("equal", adjustable="datalim")
+    # Walls (TwoRooms' wall, PointMaze's wall cells) within the view the paths span, plus a margin: TwoRooms'
+    # wall reaches past its arena, and PointMaze's outer walls would otherwise take half the plot.
+    ax.autoscale_view()
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    mx, my = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
+    for low, high in walls:
+        ax.add_patch(plt.Rectangle(low, high[0] - low[0], high[1] - low[1], color="0.3", alpha=0.5, zorder=0))
+    ax.set_xlim(x0 - mx, x1 + mx)
+    ax.set_ylim(y0 - my, y1 + my)
+    ax.set_aspect("equal", adjustable="box")
     ax.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()

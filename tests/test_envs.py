@@ -189,6 +189,26 @@ def test_optional_env(name, module, state_dim):
         env.close()
 
 
+def test_pointmaze_walls_surround_every_state_it_visits():
+    """UMaze: 16 outer wall cells plus the U's inner wall; no visited or goal state lies inside one."""
+    pytest.importorskip("gymnasium_robotics")
+    env = make_env("pointmaze")
+    try:
+        walls = np.array(env.blocked_regions())  # (W, 2 corners, 2)
+        assert walls.shape == (18, 2, 2)
+        rng = np.random.default_rng(0)
+        states = [env.reset(seed=0)["state"]]
+        states += [env.step(a)[0]["state"] for a in rng.uniform(-1, 1, size=(60, 2))]
+        states += [env.sample_goal(rng)[1] for _ in range(20)]
+        xy = np.array(states)[:, None, :2]  # (S, 1, 2)
+        assert not ((xy > walls[None, :, 0]) & (xy < walls[None, :, 1])).all(-1).any()
+        # The inner wall: cells in the middle row that a straight line between the U's arms would cross.
+        centres = walls.mean(axis=1)
+        assert ((np.abs(centres[:, 1]) < 0.1) & (np.abs(centres[:, 0]) < 2)).sum() == 2
+    finally:
+        env.close()
+
+
 @pytest.mark.parametrize(("name", "module"), [("pusht", "gym_pusht"), ("reacher", "dm_control.suite")])
 def test_missing_optional_package_names_the_install_command(name, module, monkeypatch):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if it were not installed

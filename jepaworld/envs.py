@@ -581,7 +581,9 @@ class PushT:
 class Reacher:
     """dm_control reacher-easy (Tassa et al. 2018): a planar two-link arm; the DINO-WM reacher task.
 
-    proprio = (shoulder, wrist, their velocities); state = proprio + fingertip (x, y). The suite's own target
+    proprio = (cos, sin of shoulder and wrist, their velocities): the shoulder turns without limit, and a raw angle
+    would put one pose at several distances from a goal. state = (shoulder, wrist, their velocities, fingertip
+    x, y). The suite's own target
     sphere is hidden, since the goal is given as an image. Success: fingertip within 0.06 of the goal fingertip
     (target + finger radii, as in dm_control). `sample_goal` draws a valid state: uniform joint angles within
     the joint limits, at rest. Shadows are off (``vis.quality.shadowsize = 0``) for speed and cleaner frames.
@@ -612,7 +614,8 @@ class Reacher:
     def _observe(self) -> Obs:
         state = self._state()
         frame = self.physics.render(IMAGE_SIZE, IMAGE_SIZE, camera_id=self.camera_id)
-        return _obs(frame, state[:4], state)
+        angles = state[:2]
+        return _obs(frame, np.concatenate([np.cos(angles), np.sin(angles), state[2:4]]), state)
 
     def reset(self, seed: int | None = None) -> Obs:
         # The suite task owns a RandomState; reseeding it in place makes `seed` fix the initial arm pose.

@@ -166,16 +166,16 @@ def test_gym_pixels_rejects_unsupported_envs():
 
 
 @pytest.mark.parametrize(
-    ("name", "module", "state_dim"),
-    [("pointmaze", "gymnasium_robotics", 4), ("pusht", "gym_pusht", 7), ("reacher", "dm_control", 6)],
+    ("name", "module", "state_dim", "proprio_dim"),
+    [("pointmaze", "gymnasium_robotics", 4, 4), ("pusht", "gym_pusht", 7, 4), ("reacher", "dm_control", 6, 6)],
 )
-def test_optional_env(name, module, state_dim):
+def test_optional_env(name, module, state_dim, proprio_dim):
     pytest.importorskip(module)
     env = make_env(name)
     try:
         obs = env.reset(seed=0)
         check_obs(obs, env)
-        assert obs["state"].shape == (state_dim,) and env.action_dim == 2
+        assert obs["state"].shape == (state_dim,) and obs["proprio"].shape == (proprio_dim,) and env.action_dim == 2
         assert np.array_equal(env.reset(seed=0)["pixels"], obs["pixels"])  # seeded start
         goal_obs, goal_state = env.sample_goal(np.random.default_rng(0))
         check_obs(goal_obs, env)
@@ -205,6 +205,23 @@ def test_pointmaze_walls_surround_every_state_it_visits():
         # The inner wall: cells in the middle row that a straight line between the U's arms would cross.
         centres = walls.mean(axis=1)
         assert ((np.abs(centres[:, 1]) < 0.1) & (np.abs(centres[:, 0]) < 2)).sum() == 2
+    finally:
+        env.close()
+
+
+def test_reacher_proprio_is_the_same_for_angles_a_turn_apart():
+    pytest.importorskip("dm_control")
+    env = make_env("reacher")
+    try:
+        env.reset(seed=0)
+        seen = []
+        for shoulder in (0.5, 0.5 + 2 * np.pi):
+            with env.physics.reset_context():
+                env.physics.named.data.qpos["shoulder"] = shoulder
+            seen.append(env._observe())
+        assert seen[0]["state"][0] != pytest.approx(seen[1]["state"][0])
+        np.testing.assert_allclose(seen[0]["proprio"], seen[1]["proprio"], atol=1e-5)
+        np.testing.assert_allclose(seen[0]["proprio"][[0, 2]], [np.cos(0.5), np.sin(0.5)], atol=1e-6)
     finally:
         env.close()
 

@@ -507,19 +507,25 @@ class PointMaze:
 class PushT:
     """gym-pusht PushT (Chi et al. 2023, Diffusion Policy; the DINO-WM task): push a T-block onto a fixed target.
 
-    The action is the agent's absolute target position, [-1, 1]^2 mapped onto the 512×512 workspace.
+    The action moves the agent's target relative to where the agent is: [-1, 1]^2 maps to ±`max_step` px (the
+    agent then covers about that much per step), as DINO-WM's relative PushT actions do. gym-pusht's own action
+    is an absolute target on the 512×512 workspace, so a random or sampled plan there flings the agent across the
+    board every step: random data then has few deliberate pushes, and planners' candidates are mostly jumps.
     state = (agent_x, agent_y, block_x, block_y, block_angle, agent_vx, agent_vy), proprio = agent (x, y, vx, vy).
     Success follows DINO-WM: ``||state[:4] - goal[:4]|| < 20`` and block angle within π/9. `sample_goal` rolls a
     held-random policy for `goal_steps` steps from the current state in a shadow env (velocities start at rest).
     Needs ``pip install gym-pusht==0.1.8`` (it pulls pygame, pymunk, shapely, opencv); rendering is headless.
     """
 
-    def __init__(self, *, max_episode_steps: int = 300, goal_steps: int = 25) -> None:
+    WORKSPACE = 512.0
+
+    def __init__(self, *, max_episode_steps: int = 300, goal_steps: int = 25, max_step: float = 25.0) -> None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         _require("gym_pusht", "pip install gym-pusht==0.1.8")
         self.action_dim = 2
         self.max_episode_steps = max_episode_steps
         self.goal_steps = goal_steps
+        self.max_step = max_step
         self.env = self._make()
         self._shadow: Any = None
         self._state: np.ndarray | None = None
@@ -548,9 +554,14 @@ class PushT:
         self._state = obs["state"]
         return obs
 
+    def _target(self, agent: np.ndarray, action: np.ndarray) -> np.ndarray:
+        """The absolute target gym-pusht takes: the agent's position moved by the scaled action, kept on the board."""
+        return np.clip(np.asarray(agent, np.float64) + _clip_action(action, 2) * self.max_step, 0.0, self.WORKSPACE)
+
     def step(self, action: np.ndarray) -> tuple[Obs, dict[str, Any]]:
-        target = (_clip_action(action, 2) + 1.0) * 256.0
-        observation, reward, _, _, info = self.env.step(target)
+        if self._state is None:
+            raise RuntimeError("PushT.step called before reset()")
+        observation, reward, _, _, info = self.env.step(self._target(self._state[:2], action))
         obs = self._observe(observation, info)
         self._state = obs["state"]
         return obs, {"reward": float(reward), "coverage": float(info["coverage"])}
@@ -565,10 +576,18 @@ class PushT:
             raise RuntimeError("PushT.sample_goal called before reset()")
         if self._shadow is None:
             self._shadow = self._make()
-        result = self._shadow.reset(options={"reset_to_state": self._state[:5].astype(np.float64)})
+        self._shadow.reset(options={"reset_to_state": self._state[:5].astype(np.float64)})
+        shadow = self._shadow.unwrapped
+        # gym-pusht sets the block's position before its angle, and the angle turns the block about its centre of
+        # mass: the shadow's block would sit up to ~90 px off. Angle first, then position, reproduces it exactly.
+        shadow.block.angle = float(self._state[4])
+        shadow.block.position = tuple(float(v) for v in self._state[2:4])
+        shadow.space.reindex_shapes_for_body(shadow.block)  # the renderer draws the shapes' cached poses
+        result = (shadow.get_obs(), shadow._get_info())
+        agent = self._state[:2]
         for action in _random_actions(rng, self.goal_steps, 2):
-            observation, _, _, _, info = self._shadow.step((action + 1.0) * 256.0)
-            result = (observation, info)
+            observation, _, _, _, info = self._shadow.step(self._target(agent, action))
+            result, agent = (observation, info), info["pos_agent"]
         goal = self._observe(*result)
         return goal, goal["state"]
 
@@ -663,6 +682,19 @@ ENVS: dict[str, Callable[..., Env]] = {
 }
 
 GYM_PREFIX = "gym:"
+
+# An env's version goes up when the meaning of its recorded data changes; episodes files carry the version they
+# were collected with, and `open_episodes` refuses a stale one (a model trained on it would plan with other
+# actions or proprioception). Unlisted envs are at version 1.
+ENV_VERSIONS: dict[str, tuple[int, str]] = {
+    "pusht": (2, "actions became relative moves of the agent"),
+    "reacher": (2, "proprioception gives the joint angles as cosine and sine"),
+}
+
+
+def env_version(name: str) -> tuple[int, str]:
+    """(version, what changed in it) of a registered env name."""
+    return ENV_VERSIONS.get(name, (1, ""))
 
 
 def make_env(name: str, **kwargs: Any) -> Env:

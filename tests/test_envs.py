@@ -209,6 +209,27 @@ def test_pointmaze_walls_surround_every_state_it_visits():
         env.close()
 
 
+def test_pusht_goal_sampler_starts_from_the_exact_current_state_and_actions_are_relative():
+    pytest.importorskip("gym_pusht")
+    env = make_env("pusht", goal_steps=0)
+    try:
+        obs = env.reset(seed=7)
+        for action in ([1.0, 0.0], [1.0, 0.0], [0.0, -1.0]):
+            obs, _ = env.step(np.array(action))
+        # A goal after zero random steps is the current state: gym-pusht's own reset_to_state would shift the block.
+        goal_obs, goal_state = env.sample_goal(np.random.default_rng(0))
+        np.testing.assert_array_equal(goal_state[:5], obs["state"][:5])
+        np.testing.assert_array_equal(goal_obs["pixels"], obs["pixels"])
+        # Relative actions: holding +x moves the agent right by about max_step per step, and not along y.
+        start = obs["state"][:2]
+        for _ in range(4):
+            obs, _ = env.step(np.array([1.0, 0.0]))
+        dx, dy = obs["state"][:2] - start
+        assert 2 * env.max_step < dx < 5 * env.max_step and abs(dy) < 0.5 * env.max_step
+    finally:
+        env.close()
+
+
 def test_reacher_proprio_is_the_same_for_angles_a_turn_apart():
     pytest.importorskip("dm_control")
     env = make_env("reacher")

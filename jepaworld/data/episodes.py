@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from jepaworld.data.images import DataError
-from jepaworld.envs import make_env
+from jepaworld.envs import env_version, make_env
 
 FORMAT = "jepaworld-episodes"
 VERSION = 1
@@ -107,6 +107,7 @@ def _check_settings(path: Path, attrs: Mapping[str, Any], settings: Mapping[str,
         raise EpisodesError(f"{path}: not a jepaworld episodes file (no format={FORMAT!r} attribute); {fix}")
     # h5py hands back numpy scalars; compare and print them as the Python values they were written from.
     stored = {key: value.item() if isinstance(value, np.generic) else value for key, value in attrs.items()}
+    stored.setdefault("env_version", 1)  # files from before versions were recorded
     different = [key for key, value in settings.items() if stored.get(key) != value]
     if different:
         found = ", ".join(f"{key}={stored.get(key)!r} (asked {settings[key]!r})" for key in different)
@@ -143,6 +144,7 @@ def collect(
         "version": VERSION,
         "env": env_name,
         "env_kwargs": json.dumps(env_kwargs, sort_keys=True),
+        "env_version": env_version(env_name)[0],
         "policy": policy,
         "seed": seed,
         "episodes": episodes,
@@ -228,6 +230,13 @@ def open_episodes(path: str | Path) -> h5py.File:
     try:
         if f.attrs.get("format") != FORMAT:
             raise EpisodesError(f"{path}: not a jepaworld episodes file (no format={FORMAT!r} attribute)")
+        version, change = env_version(str(f.attrs.get("env", "")))
+        stored = int(f.attrs.get("env_version", 1))
+        if stored != version:
+            raise EpisodesError(
+                f"{path}: collected with version {stored} of env {f.attrs['env']!r}; this jepaworld has version "
+                f"{version} ({change}): collect the episodes again"
+            )
         complete, episodes = int(f.attrs.get("complete", -1)), int(f.attrs.get("episodes", -1))
         if complete != episodes:
             raise EpisodesError(

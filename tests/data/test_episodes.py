@@ -16,7 +16,7 @@ from jepaworld.data.episodes import (
     partial_path,
     random_policy,
 )
-from jepaworld.envs import TwoRooms
+from jepaworld.envs import ENV_VERSIONS, TwoRooms
 
 E, T = 3, 12
 ARGS = {"episodes": E, "steps_per_episode": T, "seed": 7, "chunk": 4}
@@ -124,6 +124,19 @@ def test_clear_errors_for_foreign_files(tmp_path):
         EpisodeWindows(out, window=2, frame_step=2)
     with pytest.raises(ValueError, match="unknown policy"):
         collect("two_rooms", out=tmp_path / "x.h5", episodes=1, steps_per_episode=3, policy="expert")
+
+
+def test_episodes_of_an_older_env_version_are_refused(tmp_path, monkeypatch):
+    out = collect("two_rooms", out=tmp_path / "rooms.h5", episodes=1, steps_per_episode=3, seed=0)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["env_version"] == 1
+    EpisodeWindows(out, window=2).close()
+    # The env changes what its data means (say, its actions): files collected before are refused by name.
+    monkeypatch.setitem(ENV_VERSIONS, "two_rooms", (2, "actions became accelerations"))
+    with pytest.raises(EpisodesError, match=r"rooms.h5: collected with version 1 .* version 2 \(actions became"):
+        EpisodeWindows(out, window=2)
+    with pytest.raises(EpisodesError, match="collected with version 1"):
+        collect("two_rooms", out=out, episodes=1, steps_per_episode=3, seed=0)
 
 
 def test_policies_stay_in_range_and_move_the_agent():

@@ -1,6 +1,6 @@
 """World-model subcommands of the `jepaworld` command line (registered in `cli.COMMANDS`).
 
-jepaworld collect ENV --episodes N --steps T --out FILE.h5 [--policy random|noisy] [--seed S]
+jepaworld collect ENV --episodes N --steps T --out FILE.h5 [--policy random|noisy|scripted] [--seed S]
 jepaworld plan eval CHECKPOINT --env ENV --planner cem|mppi|gradient --episodes N [--horizon H]
                     [--keep-out x,y,r | x0,y0,x1,y1 ...] [--goal-image PNG] [--pixel-weight W]
                     [--proprio-weight W] [--waypoints N] [--baseline] [--out DIR]
@@ -24,7 +24,9 @@ def collect_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episodes", type=int, default=1000, help="episodes to roll out")
     p.add_argument("--steps", type=int, default=100, help="steps per episode")
     p.add_argument("--out", required=True, help="HDF5 file to write (resumed if an interrupted .partial exists)")
-    p.add_argument("--policy", default="random", choices=["random", "noisy"], help="exploration policy")
+    p.add_argument("--policy", default="random", choices=["random", "noisy", "scripted"],
+                   help="exploration policy: random held actions, correlated noise, or the env's own noisy script "
+                   "(pusht: pushes the block)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of every episode's start and actions")
 
 

@@ -507,24 +507,36 @@ class PointMaze:
 class PushT:
     """gym-pusht PushT (Chi et al. 2023, Diffusion Policy; the DINO-WM task): push a T-block onto a fixed target.
 
-    The action moves the agent's target relative to where the agent is: [-1, 1]^2 maps to ±`max_step` px (the
-    agent then covers about that much per step), as DINO-WM's relative PushT actions do. gym-pusht's own action
-    is an absolute target on the 512×512 workspace, so a random or sampled plan there flings the agent across the
-    board every step: random data then has few deliberate pushes, and planners' candidates are mostly jumps.
+    The action moves the agent's target relative to where the agent is: [-1, 1]^2 maps to ±`max_step` px
+    (gym-pusht's PD control then moves the agent about 0.4 of that per step), as DINO-WM's relative PushT actions
+    do. gym-pusht's own action is an absolute target on the 512×512 workspace, so a random or sampled plan there
+    flings the agent across the board every step, and planners' candidates are mostly jumps.
     state = (agent_x, agent_y, block_x, block_y, block_angle, agent_vx, agent_vy), proprio = agent (x, y, vx, vy).
-    Success follows DINO-WM: ``||state[:4] - goal[:4]|| < 20`` and block angle within π/9. `sample_goal` rolls a
-    held-random policy for `goal_steps` steps from the current state in a shadow env (velocities start at rest).
+    Success follows DINO-WM: ``||state[:4] - goal[:4]|| < 20`` and block angle within π/9. `sample_goal` rolls
+    `goal_steps` steps from the current state in a shadow env (velocities start at rest) with the scripted pusher
+    (`scripted_policy`; DINO-WM takes goals 25 steps ahead in expert pushes) or, with ``goal_policy="random"``,
+    held random actions, after which the block has moved in under 1 goal in 10.
     Needs ``pip install gym-pusht==0.1.8`` (it pulls pygame, pymunk, shapely, opencv); rendering is headless.
     """
 
     WORKSPACE = 512.0
+    BLOCK_CENTRE = (0.0, 45.0)  # gym-pusht's T: its centre of mass in block coordinates
 
-    def __init__(self, *, max_episode_steps: int = 300, goal_steps: int = 25, max_step: float = 25.0) -> None:
+    def __init__(
+        self,
+        *,
+        max_episode_steps: int = 300,
+        goal_steps: int = 25,
+        max_step: float = 25.0,
+        goal_policy: str = "scripted",
+    ) -> None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         _require("gym_pusht", "pip install gym-pusht==0.1.8")
+        if goal_policy not in ("scripted", "random"):
+            raise ValueError(f"unknown goal_policy {goal_policy!r}: choose scripted or random")
         self.action_dim = 2
         self.max_episode_steps = max_episode_steps
-        self.goal_steps = goal_steps
+        self.goal_steps, self.goal_policy = goal_steps, goal_policy
         self.max_step = max_step
         self.env = self._make()
         self._shadow: Any = None
@@ -566,6 +578,39 @@ class PushT:
         self._state = obs["state"]
         return obs, {"reward": float(reward), "coverage": float(info["coverage"])}
 
+    def scripted_policy(self, rng: np.random.Generator, *, noise: float = 0.3) -> Callable[[Obs], np.ndarray]:
+        """A noisy scripted pusher, closed loop: ``act(obs) -> action``.
+
+        Each push picks a random direction and a contact point near the block's centre, walks the agent to a spot
+        60 px behind it, then pushes along the direction for 8-24 steps; Gaussian noise on every action. Random
+        actions touch the block in about 4% of steps (the agent wanders ~10 px a step on a 512 px board): too few
+        pushes to learn how the block moves, which is what planning in PushT needs.
+        """
+        push: dict[str, Any] = {"left": 0}
+
+        def act(obs: Obs) -> np.ndarray:
+            agent, block, angle = obs["state"][:2], obs["state"][2:4], float(obs["state"][4])
+            if push["left"] <= 0:
+                turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+                centre = block + turn @ np.asarray(self.BLOCK_CENTRE)
+                heading = rng.uniform(-np.pi, np.pi)
+                direction = np.array([np.cos(heading), np.sin(heading)])
+                contact = centre + rng.uniform(-30.0, 30.0, size=2)
+                push.update(start=contact - 60.0 * direction, direction=direction, approach=True,
+                            left=int(rng.integers(8, 25)), patience=40)  # fmt: skip
+            if push["approach"]:
+                offset = push["start"] - agent
+                push["patience"] -= 1
+                if np.linalg.norm(offset) < 15.0 or push["patience"] <= 0:
+                    push["approach"] = False
+                action = offset / self.max_step
+            else:
+                push["left"] -= 1
+                action = push["direction"] * rng.uniform(0.5, 1.0)
+            return np.clip(action + noise * rng.standard_normal(2), -1.0, 1.0)
+
+        return act
+
     def success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
         position_error = np.linalg.norm(np.asarray(state[:4]) - np.asarray(goal_state[:4]))
         angle_error = abs((float(state[4]) - float(goal_state[4]) + np.pi) % (2 * np.pi) - np.pi)
@@ -576,20 +621,28 @@ class PushT:
             raise RuntimeError("PushT.sample_goal called before reset()")
         if self._shadow is None:
             self._shadow = self._make()
-        self._shadow.reset(options={"reset_to_state": self._state[:5].astype(np.float64)})
+        # gym-pusht's reset_to_state sets the block's position before its angle, and the angle turns the block about
+        # its centre of mass: the block lands up to ~90 px off, by an offset that does not depend on the position.
+        # A first reset measures that offset and a second one asks for the position that lands on the state; the
+        # pose is then set exactly (float rounding). The reset's own physics step thus sees the true pose, as do the
+        # contacts and shapes the renderer draws.
+        state = self._state[:5].astype(np.float64)
+        self._shadow.reset(options={"reset_to_state": state})
+        offset = np.asarray(self._shadow.unwrapped.block.position) - state[2:4]
+        self._shadow.reset(options={"reset_to_state": np.concatenate([state[:2], state[2:4] - offset, state[4:]])})
         shadow = self._shadow.unwrapped
-        # gym-pusht sets the block's position before its angle, and the angle turns the block about its centre of
-        # mass: the shadow's block would sit up to ~90 px off. Angle first, then position, reproduces it exactly.
-        shadow.block.angle = float(self._state[4])
-        shadow.block.position = tuple(float(v) for v in self._state[2:4])
-        shadow.space.reindex_shapes_for_body(shadow.block)  # the renderer draws the shapes' cached poses
-        result = (shadow.get_obs(), shadow._get_info())
-        agent = self._state[:2]
-        for action in _random_actions(rng, self.goal_steps, 2):
-            observation, _, _, _, info = self._shadow.step(self._target(agent, action))
-            result, agent = (observation, info), info["pos_agent"]
-        goal = self._observe(*result)
-        return goal, goal["state"]
+        shadow.block.angle, shadow.block.position = float(state[4]), (float(state[2]), float(state[3]))
+        shadow.space.reindex_shapes_for_body(shadow.block)
+        obs = self._observe(shadow.get_obs(), shadow._get_info())
+        if self.goal_policy == "scripted":
+            act = self.scripted_policy(rng)
+        else:
+            held = iter(_random_actions(rng, self.goal_steps, 2))
+            act = lambda _: next(held)  # noqa: E731
+        for _ in range(self.goal_steps):
+            observation, _, _, _, info = self._shadow.step(self._target(obs["state"][:2], act(obs)))
+            obs = self._observe(observation, info)
+        return obs, obs["state"]
 
     def close(self) -> None:
         self.env.close()

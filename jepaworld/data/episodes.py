@@ -75,6 +75,8 @@ POLICIES: dict[str, Callable[[np.random.Generator, int, int], np.ndarray]] = {
     "random": random_policy,
     "noisy": noisy_policy,
 }
+# Closed loop, from the env itself: ``env.scripted_policy(rng) -> act(obs)`` (PushT's noisy pusher).
+SCRIPTED = "scripted"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -93,13 +95,18 @@ def _episode_seeds(seed: int, episode: int) -> tuple[int, np.random.Generator]:
     return int(env_seq.generate_state(1)[0]), np.random.default_rng(policy_seq)
 
 
-def _rollout(env: Any, *, env_seed: int, actions: np.ndarray) -> dict[str, np.ndarray]:
+def _rollout(env: Any, *, env_seed: int, policy: str, rng: np.random.Generator, steps: int) -> dict[str, np.ndarray]:
+    """One episode: open-loop actions from `POLICIES`, or the env's own closed-loop `scripted_policy`."""
     obs = env.reset(seed=env_seed)
-    steps = [obs]
-    for action in actions:
-        obs, _ = env.step(action)
-        steps.append(obs)
-    return {key: np.stack([o[key] for o in steps]) for key in ("pixels", "proprio", "state")}  # (T + 1, ...)
+    act = env.scripted_policy(rng) if policy == SCRIPTED else None
+    planned = None if act else POLICIES[policy](rng, steps, env.action_dim)  # (T, A)
+    seen, actions = [obs], []
+    for t in range(steps):
+        actions.append(np.asarray(act(obs) if act else planned[t], dtype=np.float32))
+        obs, _ = env.step(actions[-1])
+        seen.append(obs)
+    data = {key: np.stack([o[key] for o in seen]) for key in ("pixels", "proprio", "state")}  # (T + 1, ...)
+    return {**data, "actions": np.stack(actions)}  # (T, A)
 
 
 def _check_settings(path: Path, attrs: Mapping[str, Any], settings: Mapping[str, Any], fix: str) -> None:
@@ -131,8 +138,9 @@ def collect(
     Resumable: re-running with the same arguments after an interruption continues from the last completed
     episode; different arguments are refused. Returns `out` once it holds every episode.
     """
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}: known policies are {', '.join(sorted(POLICIES))}")
+    if policy not in (*POLICIES, SCRIPTED):
+        known = ", ".join(sorted([*POLICIES, SCRIPTED]))
+        raise ValueError(f"unknown policy {policy!r}: known policies are {known}")
     if episodes < 1 or steps_per_episode < 1 or chunk < 1:
         raise ValueError(
             f"episodes, steps_per_episode and chunk must be >= 1, got {episodes}, {steps_per_episode}, {chunk}"
@@ -157,14 +165,16 @@ def collect(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     env = make_env(env_name, **env_kwargs)
+    if policy == SCRIPTED and not hasattr(env, "scripted_policy"):
+        env.close()
+        raise ValueError(f"env {env_name!r} has no scripted policy; use --policy random or noisy")
     try:
         with _open_partial(partial, settings, env, chunk=chunk) as f:
             for episode in range(int(f.attrs["complete"]), episodes):
                 env_seed, rng = _episode_seeds(seed, episode)
-                actions = POLICIES[policy](rng, steps_per_episode, env.action_dim)  # (T, A)
-                data = _rollout(env, env_seed=env_seed, actions=actions)
+                data = _rollout(env, env_seed=env_seed, policy=policy, rng=rng, steps=steps_per_episode)
                 f["frames"][episode] = data["pixels"]
-                f["actions"][episode] = actions
+                f["actions"][episode] = data["actions"]
                 f["proprio"][episode] = data["proprio"]
                 f["state"][episode] = data["state"]
                 # The count moves only after the episode's data is in, so a crash costs at most that episode.

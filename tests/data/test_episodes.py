@@ -124,6 +124,9 @@ def test_clear_errors_for_foreign_files(tmp_path):
         EpisodeWindows(out, window=2, frame_step=2)
     with pytest.raises(ValueError, match="unknown policy"):
         collect("two_rooms", out=tmp_path / "x.h5", episodes=1, steps_per_episode=3, policy="expert")
+    with pytest.raises(ValueError, match="'two_rooms' has no scripted policy; use --policy random or noisy"):
+        collect("two_rooms", out=tmp_path / "x.h5", episodes=1, steps_per_episode=3, policy="scripted")
+    assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
 
 
 def test_episodes_of_an_older_env_version_are_refused(tmp_path, monkeypatch):

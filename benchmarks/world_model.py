@@ -1,7 +1,8 @@
 """Benchmark: JEPA world models planning in their environments, at a stated CPU training budget.
 
-For each environment: collect random-policy episodes, pretrain the `wm-<env>` preset for ``--train-seconds`` of
-CPU time, then plan seeded episodes with CEM, MPPI and the gradient planner (plus random actions as the floor).
+For each environment: collect random-policy episodes (PushT: the scripted pusher), pretrain the `wm-<env>` preset
+for ``--train-seconds`` of CPU time, then plan seeded episodes with CEM, MPPI and the gradient planner (plus random
+actions as the floor).
 On TwoRooms it also:
 
 - plans the same episodes with the env's true dynamics (``TwoRooms.simulate``) as the model: the ceiling that the
@@ -54,6 +55,7 @@ from jepaworld.state_probe import probe_for
 from jepaworld.train import train
 
 PRESET = {"two_rooms": "wm-tworooms", "pointmaze": "wm-pointmaze", "pusht": "wm-pusht", "reacher": "wm-reacher"}
+POLICY = {"pusht": "scripted"}  # exploration policy of `collect` (default random): random actions rarely push the T
 WAYPOINTS = 1500  # recorded moves in the waypoint graph (`plan eval --waypoints`)
 ZONE = "0.3,0.5,0.08"  # a keep-out disc on the straight line from the left room to the door
 
@@ -63,8 +65,10 @@ def train_model(env: str, args: argparse.Namespace, root: Path, *, name: str = "
     if run.exists() and any(run.iterdir()) and not args.reuse:
         sys.exit(f"{run}: already holds a run; pass --reuse to evaluate it again, or choose another --root")
     t0 = time.perf_counter()
-    collect(env, episodes=args.data_episodes, steps_per_episode=args.steps, out=data, seed=args.seed)
-    print(f"[{env}] collected {args.data_episodes} × {args.steps} steps in {time.perf_counter() - t0:.0f}s", flush=True)
+    policy = POLICY.get(env, "random")
+    collect(env, episodes=args.data_episodes, steps_per_episode=args.steps, out=data, seed=args.seed, policy=policy)
+    print(f"[{env}] collected {args.data_episodes} × {args.steps} steps ({policy} policy) in "
+          f"{time.perf_counter() - t0:.0f}s", flush=True)  # fmt: skip
     if not (run / "checkpoint.pt").exists():
         cfg = apply_overrides(get_preset(PRESET[env]), {
             "data.path": str(data), "train.out": str(run), "train.progress": "false",

@@ -655,12 +655,11 @@ class Reacher:
 
     proprio = (cos, sin of shoulder and wrist, their velocities): the shoulder turns without limit, and a raw angle
     would put one pose at several distances from a goal. state = (shoulder, wrist, their velocities, fingertip
-    x, y). The suite's own target
-    sphere is hidden, since the goal is given as an image. Success: fingertip within 0.06 of the goal fingertip
-    (target + finger radii, as in dm_control). `sample_goal` draws a valid state: uniform joint angles within
-    the joint limits, at rest. Shadows are off (``vis.quality.shadowsize = 0``) for speed and cleaner frames.
-    Needs ``pip install dm-control==1.0.50 mujoco==3.17.0`` and headless GL: EGL by default
-    (``apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri``) or ``MUJOCO_GL=osmesa``.
+    x, y). The suite's own target sphere is hidden, since the goal is given as an image. Success: fingertip
+    within 0.06 of the goal fingertip (target + finger radii, as in dm_control). `sample_goal` draws a valid
+    state: uniform joint angles within the joint limits, at rest. Shadows are off (``vis.quality.shadowsize = 0``)
+    for speed and cleaner frames. Needs ``pip install dm-control==1.0.50 mujoco==3.17.0`` and headless GL: EGL by
+    default (``apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri``) or ``MUJOCO_GL=osmesa``.
     """
 
     SUCCESS_RADIUS = 0.06

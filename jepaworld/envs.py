@@ -653,13 +653,14 @@ class PushT:
 class Reacher:
     """dm_control reacher-easy (Tassa et al. 2018): a planar two-link arm; the DINO-WM reacher task.
 
-    proprio = (cos, sin of shoulder and wrist, their velocities): the shoulder turns without limit, and a raw angle
-    would put one pose at several distances from a goal. state = (shoulder, wrist, their velocities, fingertip
-    x, y). The suite's own target sphere is hidden, since the goal is given as an image. Success: fingertip
-    within 0.06 of the goal fingertip (target + finger radii, as in dm_control). `sample_goal` draws a valid
-    state: uniform joint angles within the joint limits, at rest. Shadows are off (``vis.quality.shadowsize = 0``)
-    for speed and cleaner frames. Needs ``pip install dm-control==1.0.50 mujoco==3.17.0`` and headless GL: EGL by
-    default (``apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri``) or ``MUJOCO_GL=osmesa``.
+    proprio = (shoulder, wrist, their velocities); state = proprio + fingertip (x, y). The shoulder turns without
+    limit and enters as its raw angle: given as cosine and sine instead, proprioception-only CEM planning fell from
+    10/10 to 4/10 goals (BENCHMARKS.md). The suite's own target sphere is hidden, since the goal is given as an
+    image. Success: fingertip within 0.06 of the goal fingertip (target + finger radii, as in dm_control).
+    `sample_goal` draws a valid state: uniform joint angles within the joint limits, at rest. Shadows are off
+    (``vis.quality.shadowsize = 0``) for speed and cleaner frames. Needs ``pip install dm-control==1.0.50
+    mujoco==3.17.0`` and headless GL: EGL by default (``apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri``)
+    or ``MUJOCO_GL=osmesa``.
     """
 
     SUCCESS_RADIUS = 0.06
@@ -685,8 +686,7 @@ class Reacher:
     def _observe(self) -> Obs:
         state = self._state()
         frame = self.physics.render(IMAGE_SIZE, IMAGE_SIZE, camera_id=self.camera_id)
-        angles = state[:2]
-        return _obs(frame, np.concatenate([np.cos(angles), np.sin(angles), state[2:4]]), state)
+        return _obs(frame, state[:4], state)
 
     def reset(self, seed: int | None = None) -> Obs:
         # The suite task owns a RandomState; reseeding it in place makes `seed` fix the initial arm pose.
@@ -740,7 +740,6 @@ GYM_PREFIX = "gym:"
 # actions or proprioception). Unlisted envs are at version 1.
 ENV_VERSIONS: dict[str, tuple[int, str]] = {
     "pusht": (2, "actions became relative moves of the agent"),
-    "reacher": (2, "proprioception gives the joint angles as cosine and sine"),
 }
 
 

@@ -10,8 +10,8 @@ File layout (h5py), E episodes of T steps::
     actions  float32 (E, T, A)               in [-1, 1]
     proprio  float32 (E, T + 1, P)
     state    float32 (E, T + 1, S)
-    attrs: format, version, env, env_kwargs (JSON), policy, seed, episodes, steps_per_episode, action_dim,
-           complete (episodes fully written)
+    attrs: format, version, env, env_version (`envs.ENV_VERSIONS`), env_kwargs (JSON), policy, seed, episodes,
+           steps_per_episode, action_dim, complete (episodes fully written)
 
 Collection writes ``OUT.partial`` and bumps ``complete`` after each episode; only when every episode is written
 is it renamed to ``OUT`` (`os.replace`, atomic). An interrupted run therefore leaves no file at ``OUT``, and

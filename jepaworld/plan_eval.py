@@ -58,6 +58,8 @@ ENV_ALIASES = {"tworooms": "two_rooms"}
 # State dimensions that hold the controlled position (keep-out zones, plots) and the ones the goal distance uses.
 POSITION_DIMS = {"two_rooms": (0, 1), "pointmaze": (0, 1), "pusht": (0, 1), "reacher": (4, 5)}
 DISTANCE_DIMS = {"two_rooms": (0, 1), "pointmaze": (0, 1), "pusht": (0, 1, 2, 3), "reacher": (4, 5)}
+# A second body whose path the episode plots also show, beside the controlled position (PushT's block).
+OBJECT_DIMS = {"pusht": (2, 3)}
 
 
 def env_name(name: str) -> str:
@@ -451,8 +453,10 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
         imagined = [probe(torch.cat([z0, costs.imagine(z0, plan)])).numpy()[:, dims]
                     for z0, plan in zip(planned_from, recorder.plans, strict=True)]  # fmt: skip
         walls = environment.blocked_regions() if hasattr(environment, "blocked_regions") else []
+        body = list(OBJECT_DIMS.get(name, ()))
         save_episode_png(out / f"episode_{i:03d}.png", frames=adapter.frames, goal_frame=goal_pixels,
                          states=states[:, dims], goal=np.asarray(goal_state)[dims], imagined=imagined,
+                         object_path=(states[:, body], np.asarray(goal_state)[body]) if body else None,
                          keep_outs=watch, walls=walls, title=f"{name} seed {episode_seed}: "
                          f"{'success' if success else 'miss'} in {report.steps} steps"
                          + (f", {sum(inside)} zone(s) entered" if watch else ""))  # fmt: skip
@@ -577,9 +581,13 @@ def save_episode_png(
     keep_outs: list[KeepOut],
     title: str,
     walls: list[tuple[tuple[float, float], tuple[float, float]]] = (),  # type: ignore[assignment]
+    object_path: tuple[np.ndarray, np.ndarray] | None = None,
     strip: int = 8,
 ) -> None:
-    """Executed frames (evenly subsampled) and the goal frame above true vs imagined paths in state space."""
+    """Executed frames (evenly subsampled) and the goal frame above true vs imagined paths in state space.
+
+    `object_path` = (positions (T + 1, 2), goal (2,)) of a second body the agent moves, e.g. PushT's block.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -610,6 +618,11 @@ def save_episode_png(
     ax.plot(states[:, 0], states[:, 1], "-o", color="tab:blue", ms=2, lw=1.5, label="executed (true state)")
     ax.plot(*states[0], "s", color="tab:blue", ms=7, label="start")
     ax.plot(*goal, "*", color="tab:green", ms=14, label="goal")
+    if object_path is not None:
+        positions, target = object_path
+        ax.plot(positions[:, 0], positions[:, 1], "-", color="tab:purple", lw=2, label="object (true state)")
+        ax.plot(*positions[0], "s", color="tab:purple", ms=6)
+        ax.plot(*target, "*", color="tab:purple", ms=12, label="object's goal")
     # Walls (TwoRooms' wall, PointMaze's wall cells) within the view the paths span, plus a margin: TwoRooms'
     # wall reaches past its arena, and PointMaze's outer walls would otherwise take half the plot.
     ax.autoscale_view()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -463,8 +464,14 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
     return report
 
 
-def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | None = None) -> dict[str, float]:
-    """The same seeded episodes and goals, run with random held actions (`data.episodes.random_policy`)."""
+def policy_baseline(
+    env: str, make_policy: Callable[..., Callable[[dict[str, np.ndarray]], np.ndarray]], *, episodes: int,
+    seed: int = 0, max_steps: int | None = None,
+) -> dict[str, float]:  # fmt: skip
+    """The same seeded episodes and goals as `evaluate`, run by a policy that needs no world model.
+
+    ``make_policy(environment, episode_seed, goal_state, steps) -> act(obs) -> action`` builds each episode's policy.
+    """
     name = env_name(env)
     environment = open_env(name)
     reports = []
@@ -474,12 +481,10 @@ def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | 
             obs = environment.reset(seed=episode_seed)
             _, goal_state = environment.sample_goal(np.random.default_rng(episode_seed))
             steps = max_steps or environment.max_episode_steps
-            actions = random_policy(np.random.default_rng(10_000 + episode_seed), steps, environment.action_dim)
+            act = make_policy(environment, episode_seed, goal_state, steps)
             taken, success = 0, bool(environment.success(obs["state"], goal_state))
-            for action in actions:
-                if success:
-                    break
-                obs, _ = environment.step(action)
+            while not success and taken < steps:
+                obs, _ = environment.step(act(obs))
                 taken += 1
                 success = bool(environment.success(obs["state"], goal_state))
             reports.append(EpisodeReport(seed=episode_seed, success=success, steps=taken, plan_seconds=0.0,
@@ -488,6 +493,16 @@ def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | 
     finally:
         environment.close()
     return summarise(reports)
+
+
+def random_baseline(env: str, *, episodes: int, seed: int = 0, max_steps: int | None = None) -> dict[str, float]:
+    """The same seeded episodes and goals, run with random held actions (`data.episodes.random_policy`)."""
+
+    def make_policy(environment: Any, episode_seed: int, goal_state: np.ndarray, steps: int):
+        actions = iter(random_policy(np.random.default_rng(10_000 + episode_seed), steps, environment.action_dim))
+        return lambda _: next(actions)
+
+    return policy_baseline(env, make_policy, episodes=episodes, seed=seed, max_steps=max_steps)
 
 
 def true_dynamics_baseline(

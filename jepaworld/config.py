@@ -363,11 +363,11 @@ def wm_pointmaze() -> ExperimentConfig:
 def wm_pusht() -> ExperimentConfig:
     """`wm-tworooms` on PushT episodes, with two frames of history (the block keeps moving after a push).
 
-    Collect the data with the scripted pusher (`jepaworld collect pusht --policy scripted`): random actions touch
-    the block in about 4% of steps. Proprioception (the agent's x, y, vx, vy as 8 features) as DINO-WM does: the
-    block's pose comes from the pixels alone. On 1000 scripted episodes, after 12000 steps (~10 min on 1 thread),
-    an MLP probe read the block's x and y from the embedding with R² 0.93 (its angle not: R² -0.32), and CEM
-    reached 2 of 10 goals (random actions 0).
+    Collect the data with the scripted pusher (`jepaworld collect pusht --policy scripted`): random actions move
+    the block in 3% of steps, the script in 52% (`benchmarks/pusht_data.py`). Proprioception (the agent's x, y,
+    vx, vy as 8 features) as DINO-WM does: the block's pose comes from the pixels alone. On 1000 scripted
+    episodes, after 12000 steps (~11 min on 1 thread), an MLP probe read the block's x and y from the embedding
+    with R² 0.93 (its angle not: R² -0.32), and CEM reached 2 of 10 goals (random actions 0; BENCHMARKS.md).
     """
     return _replace(wm_tworooms(), data=dict(path="data/pusht.h5"), model=dict(history=2, proprio_dim=8),
                     method=dict(vicreg_cov_weight=0.5), train=dict(out="runs/wm-pusht"))  # fmt: skip

@@ -136,7 +136,6 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     if tc.batch_size % world:
         raise ValueError(f"batch size {tc.batch_size} does not split over {world} ranks")
     lead = rank == 0
-    out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
     if lead:
         print(describe(cfg), flush=True)
 
@@ -144,6 +143,9 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     ds = build_dataset(cfg.data, "train")
     spec = spec_of(ds)
     method: Method = build_method(cfg, spec).to(device)
+    # Only once the data and the model are known to fit: a bad dataset must not leave a config-only run folder
+    # that then refuses the corrected command as "already holds a run".
+    out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
     # The fused kernel (CPU and CUDA) updates every parameter in one pass instead of a Python loop of ops.
     opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95), fused=True)
     start, elapsed = 0, 0.0

@@ -29,6 +29,7 @@ from jepaworld.checkpoint import (
 )
 from jepaworld.config import apply_overrides, from_dict
 from jepaworld.data import build_dataset
+from jepaworld.data.images import DataError
 from jepaworld.methods import JEPA, build_method
 from jepaworld.probe import extract, knn_probe
 from jepaworld.train import EpochSampler, TrainingError, cosine, param_groups, spec_of, train
@@ -197,6 +198,14 @@ def test_training_into_a_folder_with_other_files_refuses(tmp_path: Path, micro_c
     with pytest.raises(CheckpointError, match="already holds other files"):
         train(micro_cfg)
     assert os.listdir(tmp_path / "run") == ["notes.txt"]
+
+
+def test_bad_data_leaves_no_run_folder_behind(tmp_path: Path, micro_cfg) -> None:
+    """The corrected command must then run: a config-only folder would be refused as "already holds a run"."""
+    bad = apply_overrides(micro_cfg, {"data.name": "npz", "data.path": str(tmp_path / "missing.npz")})
+    with pytest.raises(DataError, match=r"missing\.npz: unreadable"):
+        train(bad)
+    assert not (tmp_path / "run").exists()
 
 
 def test_training_into_an_empty_existing_folder_is_fine(tmp_path: Path, micro_cfg) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
 
@@ -68,12 +70,26 @@ def random_directions(dim: int, num: int, generator: torch.Generator) -> torch.T
     return a / a.norm(dim=0, keepdim=True)
 
 
+def gather_batch(z: torch.Tensor) -> torch.Tensor:
+    """z (n, ...) on each DDP rank -> (world * n, ...), every rank's rows in rank order; z itself outside DDP.
+
+    VICReg's variance and covariance and SIGReg's test are statistics of the whole batch, not means over samples,
+    so ranks that each regularise their own share optimise another objective than one process on the global
+    batch. Gathered, every rank computes the same global statistic. The gather is differentiable: its backward
+    sums the ranks' gradients for each rank's rows, which DDP's average over ranks then turns into the gradient of
+    the global statistic. The trainer gives every rank an equal share of the batch, as the collective needs.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z
+    return torch.cat(dist_fn.all_gather(z))
+
+
 class Regularizer(nn.Module):
     """Pluggable collapse regulariser on embeddings (N, D): 'none', 'vicreg' (with an expander) or 'sigreg'.
 
-    Any method calls `reg(z, step)` on its online embeddings and adds the returned loss. SIGReg draws fresh
-    projection directions each step from a generator seeded by the step, so every DDP rank and every resumed
-    run uses the same slices.
+    Any method calls `reg(z, step)` on its online embeddings and adds the returned loss. Under DDP the statistics
+    are over the global batch (`gather_batch`). SIGReg draws fresh projection directions each step from a
+    generator seeded by the step, so every DDP rank and every resumed run uses the same slices.
     """
 
     def __init__(
@@ -111,7 +127,7 @@ class Regularizer(nn.Module):
         about the sample)."""
         if self.kind == "none":
             return z.new_zeros(()), {}
-        z = z.float()
+        z = gather_batch(z.float())  # (N, D) or (B, P, D) over every rank's samples
         if self.kind == "vicreg":
             e = self.expander(z.flatten(0, -2)).view(*z.shape[:-1], -1)  # (N, E) or (B, P, E)
             if e.dim() == 3:

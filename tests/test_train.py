@@ -487,6 +487,20 @@ def test_ddp_splits_several_masks_per_image_with_their_images(tmp_path: Path, ma
     assert [r["loss"] for r in ddp] == pytest.approx([r["loss"] for r in single], rel=1e-5)
 
 
+def test_ddp_regularises_the_global_batch(tmp_path: Path, make_cfg, metrics) -> None:
+    """The demo's EMA + VICReg on two ranks: every step's loss and VICReg terms match one process on the same global
+    batch, as they can only if each step's statistics and update do (gradients: `test_losses.py`). Weights are not
+    compared: the expander's biases have an exactly zero gradient (BatchNorm and the variance and covariance ignore
+    shifts), so Adam's normalised step follows rounding noise there."""
+    settings = {"method.regularizer": "vicreg", "method.reg_weight": 0.5, "train.steps": 6, "train.log_every": 1}
+    result, _ = quiet_train(make_cfg(tmp_path / "single", **settings))
+    run_ddp(tmp_path / "ddp", settings)
+    single, ddp = metrics(result.run_dir), metrics(tmp_path / "ddp")
+    assert len(ddp) == len(single) == 6
+    for key in ["loss", "reg/var", "reg/cov"]:
+        assert [r[key] for r in ddp] == pytest.approx([r[key] for r in single], rel=1e-4), key
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("preset", ["ijepa-digits-micro", "mae-digits-micro"])
 def test_train_on_cuda_with_bf16(preset: str, tmp_path: Path, make_cfg, metrics) -> None:

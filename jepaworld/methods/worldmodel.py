@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from jepaworld.losses import Regularizer, covariance_loss, variance_loss
+from jepaworld.losses import Regularizer, covariance_loss, gather_batch, variance_loss
 from jepaworld.methods.base import Method
 from jepaworld.vit import MLP, VisionTransformer, _init_weights
 
@@ -212,7 +212,7 @@ class EmbeddingVICReg(nn.Module):
         self.weight, self.std_weight, self.cov_weight = weight, std_weight, cov_weight
 
     def forward(self, z: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        z = z.float()
+        z = gather_batch(z.float())  # (N, D) over every DDP rank's samples
         var, cov = variance_loss(z), covariance_loss(z)
         loss = self.std_weight * var + self.cov_weight * cov
         return self.weight * loss, {"reg/var": var.item(), "reg/cov": cov.item()}

@@ -84,24 +84,39 @@ class Planner(Protocol):
         ...
 
 
+def _at_least_one(planner: object, *names: str) -> None:
+    for name in names:
+        if getattr(planner, name) < 1:
+            raise ValueError(f"{type(planner).__name__} needs {name} >= 1, got {getattr(planner, name)}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CEM:
     """Cross-entropy method: sample around a diagonal Gaussian, refit it to the `elites` cheapest samples.
 
-    `momentum` blends the old mean/std into the refit one (0 = plain CEM). The current mean is always one of the
-    candidates, so a warm start is never lost.
+    `elites` defaults to a tenth of `samples` (at least 2, so that the refit has a spread): the elite quantile
+    ρ = 0.1 of Rubinstein's method, and DINO-WM's 30 of 300, at any sample count. `momentum` blends the old
+    mean/std into the refit one (0 = plain CEM). The current mean is always one of the candidates, so a warm start
+    is never lost.
     """
 
     samples: int = 300
-    elites: int = 30
+    elites: int | None = None
     iters: int = 30
     init_std: float = 1.0
     min_std: float = 0.01
     momentum: float = 0.0
 
-    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
-        if not 0 < self.elites <= self.samples:
+    ELITE_FRACTION = 0.1
+
+    def __post_init__(self) -> None:
+        _at_least_one(self, "samples", "iters")
+        if self.elites is None:  # resolved here, so that repr (saved in results) shows the number used
+            object.__setattr__(self, "elites", min(self.samples, max(2, round(self.ELITE_FRACTION * self.samples))))
+        elif not 0 < self.elites <= self.samples:
             raise ValueError(f"CEM needs 0 < elites <= samples, got elites={self.elites}, samples={self.samples}")
+
+    def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
         H, A = init.shape
         mean, std = init.clone(), torch.full_like(init, self.init_std)
         best = _Best()
@@ -132,6 +147,11 @@ class MPPI:
     temperature: float = 0.1
     noise_std: float = 0.3
 
+    def __post_init__(self) -> None:
+        _at_least_one(self, "samples", "iters")
+        if not self.temperature > 0:
+            raise ValueError(f"MPPI needs temperature > 0, got {self.temperature}")
+
     def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
         H, A = init.shape
         mean = init.clone()
@@ -161,6 +181,9 @@ class Gradient:
     lr: float = 0.1
     restarts: int = 4
     init_std: float = 0.3
+
+    def __post_init__(self) -> None:
+        _at_least_one(self, "iters", "restarts")
 
     def optimise(self, cost_fn: CostFn, *, init: Tensor, generator: torch.Generator) -> tuple[Tensor, float, int]:
         H, A = init.shape

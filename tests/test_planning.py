@@ -48,6 +48,22 @@ def test_registry_and_unknown_name():
         make_planner("cme")
 
 
+def test_cem_elites_follow_the_sample_count_and_bad_sizes_fail_at_construction():
+    # A tenth of the samples (DINO-WM's 30 of 300), at least 2 so that the refit Gaussian has a spread.
+    assert [CEM(samples=n).elites for n in (300, 20, 1000, 12, 5, 1)] == [30, 2, 100, 2, 2, 1]
+    assert CEM(samples=20, elites=5).elites == 5  # an explicit count is kept
+    result = plan(CEM(samples=20, iters=3), quadratic, horizon=H, action_dim=A, generator=torch.Generator())
+    assert result.actions.shape == (H, A)
+    with pytest.raises(ValueError, match="CEM needs samples >= 1, got 0"):
+        CEM(samples=0)
+    with pytest.raises(ValueError, match="CEM needs 0 < elites <= samples, got elites=30, samples=20"):
+        CEM(samples=20, elites=30)
+    with pytest.raises(ValueError, match="MPPI needs iters >= 1, got 0"):
+        make_planner("mppi", iters=0)
+    with pytest.raises(ValueError, match="Gradient needs restarts >= 1, got 0"):
+        Gradient(restarts=0)
+
+
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_planner_reaches_quadratic_optimum(name):
     result = plan(

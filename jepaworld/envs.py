@@ -12,9 +12,11 @@ reached by K steps of a random policy from the current start, or a sampled valid
 
 Environments:
 
-- ``two_rooms``: pure numpy point agent in a square arena split by a wall with a door (the "two rooms" task of
-  facebookresearch/eb_jepa and PLDM, Sobal et al. 2025). Always available, > 5k steps/s with rendering.
-- ``gym:<EnvId>``: `GymPixels`, any Gymnasium env with ``render_mode="rgb_array"`` and a Box action space.
+- ``tworooms`` (registry key ``two_rooms``, which episodes files record): pure numpy point agent in a square arena
+  split by a wall with a door (the "two rooms" task of facebookresearch/eb_jepa and PLDM, Sobal et al. 2025). Always
+  available, > 5k steps/s with rendering.
+- ``gym:<EnvId>``, ``gym:<namespace>/<EnvId>``, ``gym:<module>:<EnvId>``: `GymPixels`, any Gymnasium env with
+  ``render_mode="rgb_array"`` and a Box action space.
 - ``pointmaze``: gymnasium-robotics PointMaze (MuJoCo, rendered with ``MUJOCO_GL=egl``).
 - ``pusht``: gym-pusht PushT (pymunk + pygame, ``SDL_VIDEODRIVER=dummy``).
 - ``reacher``: dm_control reacher-easy (MuJoCo, ``MUJOCO_GL=egl``, shadows off).
@@ -255,6 +257,47 @@ class TwoRooms:
 # --------------------------------------------------------------------------------------------------------------------
 
 
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())
+
+
+def gym_spec(env_id: str) -> Any:
+    """The Gymnasium `EnvSpec` of ``EnvId``, ``namespace/EnvId`` or ``module:EnvId``, importing what registers it.
+
+    ``module:EnvId`` imports `module` first, as ``gymnasium.make`` does; a namespaced id whose namespace is not
+    registered yet imports the package of that name (``gym_pusht/PushT-v0`` -> ``gym_pusht``), which is how
+    Gymnasium plugins register their envs. An unknown id is a one-line ValueError, a module that cannot be imported
+    a one-line ImportError.
+    """
+    import importlib
+
+    import gymnasium as gym
+    from gymnasium.envs.registration import parse_env_id
+
+    module, _, name = env_id.rpartition(":")
+    try:
+        namespace = parse_env_id(name)[0]
+    except gym.error.Error as error:
+        raise ValueError(f"gym:{env_id}: {_one_line(error)}") from None
+    unknown_namespace = namespace is not None and all(spec.namespace != namespace for spec in gym.registry.values())
+    for package in [module] if module else [namespace] if unknown_namespace else []:
+        try:
+            # Plugins may print on import (gymnasium-robotics does); keep it off our stdout.
+            with contextlib.redirect_stdout(io.StringIO()):
+                importlib.import_module(package)
+        except ImportError as error:
+            # A namespace need not be a package: then Gymnasium's own error below says what is missing.
+            if module:
+                raise ImportError(f"gym:{env_id}: cannot import {module!r}, which should register {name} "
+                                  f"({_one_line(error)})") from None  # fmt: skip
+    try:
+        return gym.spec(name)
+    except gym.error.Error as error:
+        versioned = isinstance(error, (gym.error.DeprecatedEnv, gym.error.VersionNotFound))
+        hint = "" if module or versioned else "; if a module of yours registers it, write gym:<module>:<EnvId>"
+        raise ValueError(f"unknown Gymnasium env gym:{env_id} ({_one_line(error)}){hint}") from None
+
+
 def _box_action_bounds(space: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     from gymnasium import spaces
 
@@ -268,6 +311,9 @@ def _box_action_bounds(space: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
 
 class GymPixels:
     """Wrap any Gymnasium env id created with ``render_mode="rgb_array"`` into the jepaworld `Env` protocol.
+
+    `env_id` is ``EnvId``, ``namespace/EnvId`` or ``module:EnvId`` (see `gym_spec`); `make_kwargs` go to
+    ``gymnasium.make``.
 
     - pixels: ``env.render()`` resized to 64×64 with PIL;
     - actions in [-1, 1] are mapped affinely onto the env's Box bounds (other action spaces are refused);
@@ -307,14 +353,17 @@ class GymPixels:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
-        spec = gym.spec(self.env_id)
+        spec = gym_spec(self.env_id)
         # Check the declared render modes first: gym.make would only warn and build an env without frames.
         creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
         metadata = getattr(creator, "metadata", None)
         modes = metadata.get("render_modes") if isinstance(metadata, dict) else None
         if modes is not None and "rgb_array" not in modes:
             raise ValueError(f"{self.env_id} does not support render_mode='rgb_array' (render modes: {modes})")
-        env = gym.make(self.env_id, render_mode="rgb_array", disable_env_checker=True, **self._make_kwargs)
+        try:
+            env = gym.make(spec, render_mode="rgb_array", disable_env_checker=True, **self._make_kwargs)
+        except gym.error.Error as error:  # e.g. DependencyNotInstalled: one line, not Gymnasium's traceback
+            raise ValueError(f"{self.env_id}: {_one_line(error)}") from None
         if env.render_mode != "rgb_array":
             env.close()
             raise ValueError(f"{self.env_id} does not support render_mode='rgb_array'")
@@ -736,6 +785,39 @@ ENVS: dict[str, Callable[..., Env]] = {
 
 GYM_PREFIX = "gym:"
 
+# The command line and README call TwoRooms "tworooms"; its registry key "two_rooms" stays, because episodes files
+# record it. Both are accepted everywhere; messages use the command line's name.
+ENV_ALIASES = {"tworooms": "two_rooms"}
+_DISPLAY_NAMES = {key: alias for alias, key in ENV_ALIASES.items()}
+
+
+def canonical_env_name(name: str) -> str:
+    """The registry key of an env name or alias (``tworooms`` -> ``two_rooms``); other names unchanged."""
+    return ENV_ALIASES.get(name, name)
+
+
+def display_env_name(name: str) -> str:
+    """The name the command line uses for an env (``two_rooms`` -> ``tworooms``); other names unchanged."""
+    return _DISPLAY_NAMES.get(name, name)
+
+
+def check_env_name(name: str) -> str:
+    """The registry key of `name`, or a one-line ValueError/ImportError for an unknown env, without building it.
+
+    A ``gym:`` id is looked up in Gymnasium's registry (importing the module that registers it).
+    """
+    if name.startswith(GYM_PREFIX):
+        gym_spec(name[len(GYM_PREFIX) :])
+        return name
+    key = canonical_env_name(name)
+    if key not in ENVS:
+        known = sorted(display_env_name(k) for k in ENVS)
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown env {name!r}: known envs are {', '.join(known)} or 'gym:<EnvId>'{hint}")
+    return key
+
+
 # An env's version goes up when the meaning of its recorded data changes; episodes files carry the version they
 # were collected with, and `open_episodes` refuses a stale one (a model trained on it would plan with other
 # actions or proprioception). Unlisted envs are at version 1.
@@ -745,16 +827,13 @@ ENV_VERSIONS: dict[str, tuple[int, str]] = {
 
 
 def env_version(name: str) -> tuple[int, str]:
-    """(version, what changed in it) of a registered env name."""
-    return ENV_VERSIONS.get(name, (1, ""))
+    """(version, what changed in it) of a registered env name or alias."""
+    return ENV_VERSIONS.get(canonical_env_name(name), (1, ""))
 
 
 def make_env(name: str, **kwargs: Any) -> Env:
-    """Build a registered env by name; ``"gym:<EnvId>"`` wraps any Gymnasium env id with `GymPixels`."""
+    """Build a registered env by name or alias; ``"gym:<EnvId>"`` (also ``gym:<namespace>/<EnvId>`` and
+    ``gym:<module>:<EnvId>``) wraps a Gymnasium env with `GymPixels`."""
     if name.startswith(GYM_PREFIX):
         return GymPixels(env_id=name[len(GYM_PREFIX) :], **kwargs)
-    if name not in ENVS:
-        close = difflib.get_close_matches(name, ENVS, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown env {name!r}: known envs are {', '.join(sorted(ENVS))} or 'gym:<EnvId>'{hint}")
-    return ENVS[name](**kwargs)
+    return ENVS[check_env_name(name)](**kwargs)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from jepaworld.envs import ENVS, Env, GymPixels, TwoRooms, make_env
+from jepaworld.envs import ENVS, Env, GymPixels, TwoRooms, canonical_env_name, display_env_name, make_env
 
 
 def check_obs(obs: dict[str, np.ndarray], env: Env) -> None:
@@ -115,10 +115,14 @@ def test_actions_are_clipped_to_the_unit_box():
 
 def test_registry_and_unknown_names():
     assert {"two_rooms", "pointmaze", "pusht", "reacher"} <= set(ENVS)
-    assert isinstance(make_env("two_rooms", max_step=0.1), TwoRooms)
-    with pytest.raises(ValueError, match=r"unknown env 'two_room'.*did you mean two_rooms"):
+    # The command line's name and the registry key (which episodes files record) build the same env.
+    assert isinstance(make_env("two_rooms", max_step=0.1), TwoRooms) and isinstance(make_env("tworooms"), TwoRooms)
+    assert canonical_env_name("tworooms") == "two_rooms" and display_env_name("two_rooms") == "tworooms"
+    # Messages use the command line's names only.
+    with pytest.raises(ValueError, match=r"unknown env 'two_room'.*did you mean tworooms\?$") as error:
         make_env("two_room")
-    with pytest.raises(ValueError, match="known envs are"):
+    assert "two_rooms" not in str(error.value)
+    with pytest.raises(ValueError, match=r"known envs are pointmaze, pusht, reacher, tworooms or 'gym:<EnvId>'$"):
         make_env("zzz")
 
 
@@ -151,6 +155,63 @@ class _HumanOnly(gym.Env):
 
     def __init__(self, render_mode: str | None = None) -> None:
         self.render_mode = render_mode
+
+
+# A plugin package: importing it registers a namespaced id and a plain one, as gym-pusht and user packages do.
+_PLUGIN = """
+import gymnasium as gym
+
+PENDULUM = "gymnasium.envs.classic_control.pendulum:PendulumEnv"
+gym.register("{name}/Swing-v0", entry_point=PENDULUM, max_episode_steps=40)
+gym.register("JepaworldPluginSwing-v0", entry_point=PENDULUM, max_episode_steps=30)
+"""
+
+
+@pytest.fixture
+def gym_plugin(tmp_path, monkeypatch):
+    """An importable, not yet imported package that registers Gymnasium envs on import; registry cleaned after."""
+    pytest.importorskip("pygame")
+    name = f"jepaworld_test_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{name}.py").write_text(_PLUGIN.format(name=name))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield name
+    for env_id in (f"{name}/Swing-v0", "JepaworldPluginSwing-v0"):
+        gym.registry.pop(env_id, None)
+    sys.modules.pop(name, None)
+
+
+def test_gym_ids_with_a_namespace_or_module_import_the_package_that_registers_them(gym_plugin):
+    assert gym_plugin not in sys.modules
+    env = make_env(f"gym:{gym_plugin}/Swing-v0")  # the namespace is the package to import
+    assert gym_plugin in sys.modules and env.max_episode_steps == 40 and env.action_dim == 1
+    env.close()
+    env = make_env(f"gym:{gym_plugin}:JepaworldPluginSwing-v0")  # gymnasium.make's module:EnvId form
+    assert env.max_episode_steps == 30
+    check_obs(env.reset(seed=0), env)
+    env.close()
+
+
+def test_gym_pixels_wraps_a_namespaced_plugin_env():
+    """The id from gym-pusht's own README; before, gym.spec failed on the namespace nobody had imported."""
+    pytest.importorskip("gym_pusht")
+    env = make_env("gym:gym_pusht/PushT-v0")
+    try:
+        check_obs(env.reset(seed=0), env)
+        assert env.action_dim == 2 and env.max_episode_steps == 300
+    finally:
+        env.close()
+
+
+def test_unknown_gym_ids_are_one_line_errors():
+    with pytest.raises(ValueError, match=r"^unknown Gymnasium env gym:Nope-v0 \(Environment `Nope` doesn't exist") as e:
+        make_env("gym:Nope-v0")
+    assert "gym:<module>:<EnvId>" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ValueError, match=r"unknown Gymnasium env gym:no_such_namespace_xyz/Thing-v0 \(Namespace"):
+        make_env("gym:no_such_namespace_xyz/Thing-v0")
+    with pytest.raises(ImportError, match=r"gym:no_such_module_xyz:Thing-v0: cannot import 'no_such_module_xyz'"):
+        make_env("gym:no_such_module_xyz:Thing-v0")
+    with pytest.raises(ValueError, match=r"Pendulum-v0 .*Please use `Pendulum-v1`"):
+        make_env("gym:Pendulum-v0")
 
 
 def test_gym_pixels_rejects_unsupported_envs():

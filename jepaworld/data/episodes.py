@@ -16,14 +16,19 @@ File layout (h5py), E episodes of T steps::
 Collection writes ``OUT.partial`` and bumps ``complete`` after each episode; only when every episode is written
 is it renamed to ``OUT`` (`os.replace`, atomic). An interrupted run therefore leaves no file at ``OUT``, and
 re-running with the same arguments resumes from ``complete``. Episode ``e`` is seeded from ``(seed, e)`` alone,
-so a resumed file is identical to an uninterrupted one.
+so a resumed file is identical to an uninterrupted one. Ctrl-C (SIGINT) stops collection after the episode in
+progress with `CollectionInterrupted`; a second Ctrl-C stops at once (the ``.partial`` file stays resumable).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Mapping
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +37,7 @@ import numpy as np
 import torch
 
 from jepaworld.data.images import DataError
-from jepaworld.envs import env_version, make_env
+from jepaworld.envs import canonical_env_name, display_env_name, env_version, make_env
 
 FORMAT = "jepaworld-episodes"
 VERSION = 1
@@ -40,6 +45,15 @@ VERSION = 1
 
 class EpisodesError(DataError):
     """An episodes file that is missing, foreign, incomplete or mismatched; the message names the file and the fix."""
+
+
+class CollectionInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped `collect` between episodes; `complete` of `episodes` are in `partial`, which the same call
+    resumes. A KeyboardInterrupt, so that a script calling `collect` stops as it would on any Ctrl-C."""
+
+    def __init__(self, partial: Path, complete: int, episodes: int) -> None:
+        super().__init__(f"interrupted after {complete} episodes; re-run the same command to resume")
+        self.partial, self.complete, self.episodes = partial, complete, episodes
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -117,8 +131,42 @@ def _check_settings(path: Path, attrs: Mapping[str, Any], settings: Mapping[str,
     stored.setdefault("env_version", 1)  # files from before versions were recorded
     different = [key for key, value in settings.items() if stored.get(key) != value]
     if different:
-        found = ", ".join(f"{key}={stored.get(key)!r} (asked {settings[key]!r})" for key in different)
+
+        def shown(key: str, value: Any) -> Any:
+            return display_env_name(value) if key == "env" and isinstance(value, str) else value
+
+        found = ", ".join(f"{key}={shown(key, stored.get(key))!r} (asked {shown(key, settings[key])!r})"
+                          for key in different)  # fmt: skip
         raise EpisodesError(f"{path}: written with other settings: {found}; {fix}")
+
+
+@contextlib.contextmanager
+def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
+    """Within the block, the first SIGINT only sets a flag that the caller polls between episodes.
+
+    A KeyboardInterrupt raised at an arbitrary bytecode can land in a finaliser (h5py's and Gymnasium's objects
+    have them), where Python prints "Exception ignored" and carries on, so collection ran to the end. The second
+    SIGINT raises at once, for an episode that will not finish. Outside the main thread, or under a non-default
+    handler that someone installed on purpose, nothing changes.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield stop.is_set
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("stopping after the episode in progress (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def collect(
@@ -136,7 +184,8 @@ def collect(
 
     `chunk` is the number of frames per HDF5 chunk: a training window reads about ``window / chunk + 1`` chunks.
     Resumable: re-running with the same arguments after an interruption continues from the last completed
-    episode; different arguments are refused. Returns `out` once it holds every episode.
+    episode; different arguments are refused. Returns `out` once it holds every episode. Ctrl-C finishes the
+    episode in progress and raises `CollectionInterrupted`.
     """
     if policy not in (*POLICIES, SCRIPTED):
         known = ", ".join(sorted([*POLICIES, SCRIPTED]))
@@ -146,6 +195,7 @@ def collect(
             f"episodes, steps_per_episode and chunk must be >= 1, got {episodes}, {steps_per_episode}, {chunk}"
         )
     out, partial = Path(out), partial_path(out)
+    env_name = canonical_env_name(env_name)  # files record the registry key, whichever alias was given
     env_kwargs = dict(env_kwargs or {})
     settings = {
         "format": FORMAT,
@@ -167,10 +217,12 @@ def collect(
     env = make_env(env_name, **env_kwargs)
     if policy == SCRIPTED and not hasattr(env, "scripted_policy"):
         env.close()
-        raise ValueError(f"env {env_name!r} has no scripted policy; use --policy random or noisy")
+        raise ValueError(f"env {display_env_name(env_name)!r} has no scripted policy; use --policy random or noisy")
     try:
-        with _open_partial(partial, settings, env, chunk=chunk) as f:
+        with _stop_on_sigint() as stopped, _open_partial(partial, settings, env, chunk=chunk) as f:
             for episode in range(int(f.attrs["complete"]), episodes):
+                if stopped():
+                    raise CollectionInterrupted(partial, episode, episodes)
                 env_seed, rng = _episode_seeds(seed, episode)
                 data = _rollout(env, env_seed=env_seed, policy=policy, rng=rng, steps=steps_per_episode)
                 f["frames"][episode] = data["pixels"]
@@ -244,8 +296,8 @@ def open_episodes(path: str | Path) -> h5py.File:
         stored = int(f.attrs.get("env_version", 1))
         if stored != version:
             raise EpisodesError(
-                f"{path}: collected with version {stored} of env {f.attrs['env']!r}; this jepaworld has version "
-                f"{version} ({change}): collect the episodes again"
+                f"{path}: collected with version {stored} of env {display_env_name(str(f.attrs['env']))!r}; this "
+                f"jepaworld has version {version} ({change}): collect the episodes again"
             )
         complete, episodes = int(f.attrs.get("complete", -1)), int(f.attrs.get("episodes", -1))
         if complete != episodes:

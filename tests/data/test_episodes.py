@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import h5py
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 import jepaworld.data.episodes as episodes_module
 from jepaworld.data.episodes import (
     POLICIES,
+    CollectionInterrupted,
     EpisodesError,
     EpisodeWindows,
     collect,
@@ -109,6 +112,34 @@ def test_interrupted_collection_is_never_loadable_and_resumes(tmp_path, monkeypa
     assert len(EpisodeWindows(out, window=2)) == E * (T - 1)
 
 
+def test_ctrl_c_stops_between_episodes_and_the_same_call_resumes(tmp_path, monkeypatch):
+    """A real SIGINT in the middle of an episode: that episode is finished and kept, then collection stops."""
+    out = tmp_path / "rooms.h5"
+    calls = {"n": 0}
+
+    def policy_that_gets_ctrl_c(rng, steps, action_dim):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            signal.raise_signal(signal.SIGINT)  # delivered now, as a Ctrl-C in the terminal would be
+        return random_policy(rng, steps, action_dim)
+
+    monkeypatch.setitem(POLICIES, "random", policy_that_gets_ctrl_c)
+    with pytest.raises(CollectionInterrupted, match="interrupted after 2 episodes; re-run the same command") as stop:
+        collect("tworooms", out=out, **ARGS)
+    assert (stop.value.complete, stop.value.episodes, stop.value.partial) == (2, E, partial_path(out))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C behaves as usual again
+    assert not out.exists()
+    with h5py.File(partial_path(out), "r") as f:
+        assert f.attrs["complete"] == 2 and f.attrs["env"] == "two_rooms"  # files record the registry key
+
+    monkeypatch.setitem(POLICIES, "random", random_policy)
+    collect("tworooms", out=out, **ARGS)
+    reference = collect("two_rooms", out=tmp_path / "reference.h5", **ARGS)
+    with h5py.File(out, "r") as f, h5py.File(reference, "r") as g:
+        for name in ("frames", "actions", "state"):
+            assert np.array_equal(f[name][:], g[name][:]), name
+
+
 def test_clear_errors_for_foreign_files(tmp_path):
     with pytest.raises(EpisodesError, match="episodes file not found"):
         EpisodeWindows(tmp_path / "missing.h5", window=2)
@@ -124,7 +155,7 @@ def test_clear_errors_for_foreign_files(tmp_path):
         EpisodeWindows(out, window=2, frame_step=2)
     with pytest.raises(ValueError, match="unknown policy"):
         collect("two_rooms", out=tmp_path / "x.h5", episodes=1, steps_per_episode=3, policy="expert")
-    with pytest.raises(ValueError, match="'two_rooms' has no scripted policy; use --policy random or noisy"):
+    with pytest.raises(ValueError, match="'tworooms' has no scripted policy; use --policy random or noisy"):
         collect("two_rooms", out=tmp_path / "x.h5", episodes=1, steps_per_episode=3, policy="scripted")
     assert not (tmp_path / "x.h5").exists() and not partial_path(tmp_path / "x.h5").exists()
 

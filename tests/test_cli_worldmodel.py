@@ -6,15 +6,23 @@ The planner must beat random actions on the same seeded episodes and goals; bad 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import gymnasium as gym
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
 
 from jepaworld.checkpoint import save_checkpoint
 from jepaworld.cli import main
-from jepaworld.config import get_preset
+from jepaworld.cli_worldmodel import check_env
+from jepaworld.config import ConfigError, get_preset
+from jepaworld.data.episodes import partial_path
 from jepaworld.methods import DataSpec, build_method
 
 EPISODES = 6
@@ -37,6 +45,7 @@ def test_collect_train_plan_beats_random_actions(trained, capsys):
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| cem |" in printed and "| random |" in printed
+    assert "planning: cem" in printed and "goal-cost weights" not in printed  # this model takes no proprioception
     results = json.loads((out / "results.json").read_text())
     planned, random = results["summary"]["cem"], results["summary"]["random"]
     assert planned["episodes"] == random["episodes"] == EPISODES
@@ -45,7 +54,102 @@ def test_collect_train_plan_beats_random_actions(trained, capsys):
     assert planned["mean_final_distance"] < random["mean_final_distance"], (planned, random)
     assert planned["plan_seconds_per_decision"] > 0
     assert len(list(out.glob("episode_*.png"))) == EPISODES
+    gifs = sorted(out.glob("episode_*.gif"))
+    assert len(gifs) == EPISODES and all(gif.stat().st_size < 300_000 for gif in gifs)
+    with Image.open(gifs[0]) as gif:  # the executed frame beside the goal frame, one per executed step or fewer
+        assert gif.size == (64 + 2 + 64, 64) and 1 < gif.n_frames <= results["episodes"][0]["steps"] + 1
     assert (run / "state_probe.pt").exists()
+
+
+def test_action_guardrail_flag_reports_the_share_of_steps_above_the_limit(trained, capsys):
+    root, _, run = trained
+    out = root / "guarded"
+    argv = ["plan", "eval", str(run), "--planner", "cem", "--episodes", "2", "--iters", "3", "--samples", "60",
+            "--max-steps", "20", "--max-action", "0.5", "--baseline", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| max action norm | steps with action > 0.5 |" in printed
+    results = json.loads((out / "results.json").read_text())
+    planned, random = results["summary"]["cem"], results["summary"]["random"]
+    assert results["meta"]["max_action"] == 0.5
+    # Uniform random 2-D actions exceed a norm of 0.5 in ~80% of steps; the guarded planner far less often.
+    assert random["share_over_action_limit"] > 0.6
+    assert planned["share_over_action_limit"] < random["share_over_action_limit"] / 2, (planned, random)
+    assert all(episode["over_action_limit"] <= episode["steps"] for episode in results["episodes"])
+
+
+def test_flags_are_checked_before_any_folder_is_made_and_ignored_flags_are_noted(trained, tmp_path, capsys):
+    _, _, run = trained
+    quick = ["plan", "eval", str(run), "--episodes", "1", "--iters", "1", "--max-steps", "5"]
+    for flag, value, words in (("--samples", "0", "--samples 0: give at least 1"),
+                               ("--iters", "0", "--iters 0: give at least 1"),
+                               ("--episodes", "0", "--episodes 0: plan at least 1"),
+                               ("--max-action", "0", "--max-action 0: give a positive action norm"),
+                               ("--keep-out-margin", "-1", "--keep-out-margin -1: give a buffer >= 0")):  # fmt: skip
+        out = tmp_path / f"out{flag}"
+        assert words in _error(capsys, [*quick, flag, value, "--out", str(out)])
+        assert not out.exists()
+    # 20 samples used to ask CEM for its fixed 30 elites; now they are a tenth of the samples.
+    assert main([*quick, "--planner", "cem", "--samples", "20"]) == 0
+    assert capsys.readouterr().err == ""
+
+    goal = tmp_path / "goal.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(goal)
+    assert main([*quick, "--planner", "gradient", "--samples", "20", "--z", "worst", "--baseline",
+                 "--goal-image", str(goal)]) == 0  # fmt: skip
+    captured = capsys.readouterr()
+    notes = captured.err.strip().splitlines()
+    assert len(notes) == 3 and all(line.startswith("jepaworld plan: note: ") for line in notes), notes
+    assert "--samples is ignored" in notes[0] and "--z worst is ignored" in notes[1] and "--baseline" in notes[2]
+    assert "| random |" not in captured.out
+
+
+def test_plan_refuses_an_env_the_model_was_not_trained_in(trained, capsys):
+    _, data, run = trained
+    err = _error(capsys, ["plan", "eval", str(run), "--env", "pointmaze", "--episodes", "1"])
+    assert "--env pointmaze: this world model was trained on tworooms episodes" in err and str(data) in err
+    assert "unknown Gymnasium env gym:Nope-v0" in _error(capsys, ["plan", "eval", str(run), "--env", "gym:Nope-v0"])
+    # The same env under another spelling is accepted: the registry key and its alias, a gym id with its module.
+    assert check_env("tworooms", "two_rooms", data) == "tworooms"
+    assert check_env("two_rooms", "two_rooms", data) == "two_rooms"
+    assert check_env("gym:gymnasium.envs:Pendulum-v1", "gym:Pendulum-v1", data) == "gym:gymnasium.envs:Pendulum-v1"
+    with pytest.raises(ConfigError, match="trained on gym:Pendulum-v1 episodes"):
+        check_env("gym:MountainCarContinuous-v0", "gym:Pendulum-v1", data)
+
+
+def test_collect_rerun_of_a_complete_file_says_so(trained, capsys):
+    _, data, _ = trained
+    assert main(["collect", "tworooms", "--episodes", "150", "--steps", "40", "--out", str(data), "--seed", "0"]) == 0
+    expected = f"{data} already holds all 150 episodes × 40 steps of tworooms; nothing to do"
+    assert capsys.readouterr().out.strip() == expected
+
+
+def test_ctrl_c_stops_collect_with_a_resumable_file_and_status_130(tmp_path):
+    """A real SIGINT to the command: it stops between episodes, says how to resume, and the same command does."""
+    out = tmp_path / "rooms.h5"
+    argv = [sys.executable, "-m", "jepaworld.cli", "collect", "tworooms", "--episodes", "400", "--steps", "20",
+            "--out", str(out)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    # The .partial file appears once the handler is in place; TwoRooms then writes ~200 episodes a second.
+    while not partial_path(out).exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    with h5py.File(partial_path(out), "r") as f:
+        done = int(f.attrs["complete"])
+    assert done < 400 and not out.exists()
+    assert err.splitlines()[-1].startswith(f"jepaworld collect: interrupted after {done} episodes (of 400, kept in ")
+    assert err.splitlines()[-1].endswith("); re-run the same command to resume")
+    resumed = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip().endswith("(resumed an interrupted collection)")
+    with h5py.File(out, "r") as f:
+        assert int(f.attrs["complete"]) == 400
 
 
 def _error(capsys, argv: list[str]) -> str:
@@ -68,6 +172,8 @@ def test_bad_inputs_get_one_line_errors(trained, tmp_path, capsys):
     finally:
         gym.registry.pop("NoPixels-v0")
     assert "does not support render_mode='rgb_array'" in err
+    err = _error(capsys, ["collect", "gym:Nope-v0", "--out", str(tmp_path / "z.h5")])
+    assert "unknown Gymnasium env gym:Nope-v0" in err and not (tmp_path / "z.h5.partial").exists()
 
     err = _error(capsys, ["pretrain", "--preset", "wm-tworooms-micro", "--data.path", str(data),
                           "--model.action_dim", "4", "--train.out", str(tmp_path / "r")])  # fmt: skip
@@ -84,7 +190,8 @@ def test_bad_inputs_get_one_line_errors(trained, tmp_path, capsys):
     err = _error(capsys, ["plan", "eval", str(tmp_path), "--env", "tworooms", "--episodes", "1"])
     assert "no action-conditioned predictor" in err
 
-    assert "unknown env" in _error(capsys, ["plan", "eval", str(run), "--env", "nowhere", "--episodes", "1"])
+    err = _error(capsys, ["plan", "eval", str(run), "--env", "nowhere", "--episodes", "1"])
+    assert "unknown env 'nowhere': known envs are pointmaze, pusht, reacher, tworooms" in err
     assert "--waypoints -3" in _error(capsys, ["plan", "eval", str(run), "--episodes", "1", "--waypoints", "-3"])
 
 

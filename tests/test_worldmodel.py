@@ -16,6 +16,7 @@ from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
 from jepaworld.plan_eval import (
     LatentPlanningCost,
+    action_stats,
     encode_obs,
     evaluate,
     goal_part_weights,
@@ -209,6 +210,13 @@ def test_goal_frame_of_the_wrong_size_is_refused(tmp_path):
         to_tensor(np.zeros((32, 32, 3), np.uint8), model, what="goal image")
 
 
+def test_read_only_frames_are_copied_without_a_warning(tmp_path):
+    """GymPixels' PIL-resized frames (e.g. gym:Pendulum-v1) are read-only; torch warns on those (an error here)."""
+    frame = np.full((64, 64, 3), 255, np.uint8)
+    frame.flags.writeable = False
+    assert to_tensor(frame, _tiny_world_model(tmp_path)).min().item() == 1.0
+
+
 def test_planning_cost_worst_case_is_at_least_the_sampled_cost(tmp_path):
     model = _tiny_world_model(tmp_path, latent_dim=2)
     cost = TotalCost(terms={"goal": GoalCost(goal=torch.zeros(16))})
@@ -246,6 +254,28 @@ def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):
                                 max_steps=10, log=messages.append)  # fmt: skip
     assert len(reports) == 2 and summary["failed_plans"] == 2 and summary["success_rate"] == 0
     assert all("NaN" in (r.error or "") for r in reports) and len(messages) == 2
+
+
+def test_action_guardrail_bounds_the_executed_actions_and_the_reports_show_it(tmp_path):
+    model = _tiny_world_model(tmp_path)
+    probe = StateProbe(latent_dim=16, state_dim=2)
+
+    def run(**guardrail):
+        return evaluate(model, probe, env="tworooms", planner=CEM(samples=16, iters=2), episodes=2, horizon=2,
+                        repeat=5, max_steps=15, **guardrail)  # fmt: skip
+
+    _, free = run()
+    reports, guarded = run(max_action=0.3, max_action_weight=1e4)
+    # The same seeded episodes: without the guardrail the planner's actions go well past 0.3, with it none do.
+    assert free["max_action_norm"] > 0.6 and math.isnan(free["share_over_action_limit"])  # no limit, no share
+    assert guarded["max_action_norm"] <= 0.3 + 1e-6 and guarded["share_over_action_limit"] == 0.0
+    assert all(r.over_action_limit == 0 and r.steps > 0 for r in reports)
+    assert guarded["max_action_norm"] == max(r.max_action_norm for r in reports)
+    assert action_stats(np.full((4, 2), 0.5), 0.3) == {
+        "max_action_norm": pytest.approx(0.5**0.5),
+        "over_action_limit": 4,
+    }
+    assert action_stats([], 0.3) == {"max_action_norm": 0.0, "over_action_limit": 0}
 
 
 def test_planning_with_proprioception_uses_the_observations_and_goals_readings(tmp_path):

@@ -3,6 +3,8 @@
 Sources: Fashion-MNIST from the Debian package `dataset-fashion-mnist` (Xiao et al. 2017), scikit-learn's
 digits, any folder of PNG/JPEG images with labels from sub-folders, and `.npz` arrays. Every dataset follows the
 trainer's protocol: `len(ds)` and `ds.load(idx) -> {"x": float (B, C, H, W) in [0, 1], "y": long (B,)}`.
+A source without its own test split is split 80/20 with seed 0, so a probe's test images are never its
+training images.
 
 A file that cannot be read is an error naming the file; nothing is skipped silently.
 """
@@ -12,6 +14,9 @@ from __future__ import annotations
 import gzip
 import math
 import struct
+import zipfile
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +26,8 @@ import torch.nn.functional as F
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+# Held-out split of a source without one (`.npz` with `x`/`y`, image folders without train/ and test/).
+SPLIT_SEED, TRAIN_FRACTION = 0, 0.8
 
 
 class DataError(ValueError):
@@ -153,56 +160,193 @@ def _to_nchw(arr: np.ndarray, channels: int, name: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def npz(path: str | Path, split: str, *, img_size: int, channels: int, resize: bool) -> ImageDataset:
-    """Arrays from an .npz with `x_train`/`y_train`/`x_test`/`y_test`, or `x`/`y` (split 80/20, seed 0)."""
-    path = Path(path)
+def _npz_keys(path: Path, names: list[str], split: str) -> tuple[str, str]:
+    """The (images, labels) array names that hold `split`: `x_<split>`/`y_<split>`, else `x`/`y` (held out)."""
+    if f"x_{split}" in names:
+        return f"x_{split}", f"y_{split}"
+    if "x" in names:
+        return "x", "y"
+    raise DataError(f"{path}: no 'x' or 'x_{split}' array; found {sorted(names)}")
+
+
+def _read_npz(path: Path, keys: tuple[str, ...] = ()) -> tuple[list[str], dict[str, np.ndarray]]:
+    """The array names an .npz holds, and those of its arrays named in `keys` (none: only its directory is read)."""
     try:
-        with np.load(path) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: unreadable .npz ({e})") from e
-    if f"x_{split}" in arrays:
-        x, y = arrays[f"x_{split}"], arrays.get(f"y_{split}")
-    elif "x" in arrays:
-        n = len(arrays["x"])
-        perm = np.random.default_rng(0).permutation(n)
-        sel = perm[: int(0.8 * n)] if split == "train" else perm[int(0.8 * n) :]
-        x, y = arrays["x"][sel], (arrays["y"][sel] if "y" in arrays else None)
-    else:
-        raise DataError(f"{path}: no 'x' or 'x_{split}' array; found {sorted(arrays)}")
+        # Our own handle: np.load leaks the one it opens when the archive is unreadable.
+        with open(path, "rb") as fh:
+            f = np.load(fh)
+            if not isinstance(f, np.lib.npyio.NpzFile):
+                raise DataError(f"{path}: holds one array, not an .npz archive; save it with "
+                                "numpy.savez(path, x=images, y=labels)")  # fmt: skip
+            with f:
+                return list(f.files), {k: f[k] for k in keys if k in f.files}
+    except FileNotFoundError as e:
+        raise DataError(f"{path}: unreadable .npz (no such file); pass --data.path to an existing .npz") from e
+    # np.load reads lazily: a truncated or corrupt archive fails while reading an array, as BadZipFile or zlib.error.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: unreadable .npz ({type(e).__name__}: {e}); it is truncated or corrupt, "
+                        "write it again (numpy.savez)") from e  # fmt: skip
+
+
+def npz_labels_missing(path: str | Path) -> list[str]:
+    """The label arrays a probe needs that the .npz lacks (`y`, or `y_train`/`y_test`); reads only its directory."""
+    path = Path(path)
+    names, _ = _read_npz(path)
+    return [y for y in dict.fromkeys(_npz_keys(path, names, split)[1] for split in ("train", "test")) if y not in names]
+
+
+def npz(path: str | Path, split: str, *, img_size: int, channels: int, resize: bool) -> ImageDataset:
+    """Arrays from an .npz with `x_train`/`y_train`/`x_test`/`y_test`, or `x`/`y` (split 80/20, seed 0).
+
+    Labels are optional for pretraining; the probes need them (`npz_labels_missing`).
+    """
+    path = Path(path)
+    xk, yk = _npz_keys(path, _read_npz(path)[0], split)
+    _, arrays = _read_npz(path, (xk, yk))
+    x, y = arrays[xk], arrays.get(yk)
+    if xk == "x":
+        n = len(x)
+        perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+        n_train = int(TRAIN_FRACTION * n)
+        sel = perm[:n_train] if split == "train" else perm[n_train:]
+        x, y = x[sel], (None if y is None else y[sel])
     images = fit_size(_to_nchw(x, channels, str(path)), img_size, name=str(path), resize=resize)
     labels = None if y is None else torch.from_numpy(np.asarray(y).astype(np.int64))
     return ImageDataset(images, labels, f"{path.name}/{split}")
 
 
+def held_out_split(labels: np.ndarray, split: str) -> np.ndarray:
+    """Sorted indices of `split` in a seeded 80/20 split stratified by label: each class keeps 80% of its items
+    (at least one) for training and holds out the rest, so every class is in both splits in proportion."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    parts = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[rng.permutation(len(idx))]
+        n_train = max(1, int(TRAIN_FRACTION * len(idx)))
+        parts.append(idx[:n_train] if split == "train" else idx[n_train:])
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _class_names(folder: Path) -> list[str]:
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise DataError(f"{folder}: no class sub-folders; put images in {folder}/<class>/*.png")
+    return names
+
+
+def _class_files(folder: Path, names: list[str]) -> tuple[list[Path], np.ndarray]:
+    """Every image file in `folder/<class>/` and its label: the index of its class in `names`.
+
+    Hidden entries (".DS_Store", ".ipynb_checkpoints") are not data; anything else that is not an image file
+    of a known suffix, in a class folder or loose beside them, is an error listing it, never skipped.
+    """
+    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    classes = [p for p in entries if p.is_dir()]
+    if not classes:
+        raise DataError(f"{folder}: no class sub-folders; put images in {folder}/<class>/*.png")
+    extra = [p for p in classes if p.name not in names]
+    if extra:
+        # Labels are indices into the training split's classes; a class it lacks has no label to give.
+        raise DataError(f"{extra[0]}: class not in the training split {folder.parent / 'train'}; add it there "
+                        "or remove it")  # fmt: skip
+    loose = [p for p in entries if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    if loose:
+        raise DataError(f"{loose[0]}: image outside a class folder ({len(loose)} such); move it into "
+                        f"{folder}/<class>/ so that it has a label")  # fmt: skip
+    files, labels, unknown = [], [], []
+    for cls in classes:
+        label = names.index(cls.name)
+        for f in sorted(p for p in cls.iterdir() if not p.name.startswith(".")):
+            if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append(f)
+                labels.append(label)
+            else:
+                unknown.append(f)
+    if unknown:
+        listed = ", ".join(str(f) for f in unknown[:3]) + (f" and {len(unknown) - 3} more" if len(unknown) > 3 else "")
+        raise DataError(f"{folder}: {len(unknown)} entries in class folders are not {'/'.join(IMAGE_SUFFIXES)} "
+                        f"images ({listed}); convert them or move them out")  # fmt: skip
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def _pixels(im, channels: int, path: Path) -> tuple[np.ndarray, str]:
+    """(H, W, channels) uint8 of a PIL image, and its mode when it had to be converted ("" when not).
+
+    Grayscale becomes RGB by copying the channel (nothing lost). RGB becomes grayscale only when its three
+    channels are equal; a colour image for a 1-channel model is an error, as converting would drop its colour.
+    Alpha is dropped (not composited).
+    """
+    mode = im.mode
+    target = "L" if channels == 1 else "RGB"
+    if mode == target:
+        arr = np.asarray(im)
+        return arr.reshape(arr.shape[0], arr.shape[1], -1), ""
+    if mode.startswith(("I", "F")):
+        # PIL's conversion to 8 bits clips 16-bit and float pixels instead of scaling them.
+        raise DataError(f"{path}: {mode} image (16-bit or float pixels); this loader reads 8-bit images: save it "
+                        "as 8-bit")  # fmt: skip
+    if mode in ("P", "PA") and "transparency" in im.info:
+        im = im.convert("RGBA")  # PIL warns on a palette with transparency converted straight to RGB
+        mode = f"{mode} with transparency"
+    rgb = np.asarray(im.convert("RGB"))  # (H, W, 3)
+    if channels == 3:
+        return rgb, mode
+    if (rgb[..., :1] != rgb).any():
+        raise DataError(f"{path}: colour image ({mode}) but the model expects grayscale (--data.channels 1); "
+                        "pass --data.channels 3, or convert the folder to grayscale yourself")  # fmt: skip
+    return rgb[..., :1], mode
+
+
 def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, resize: bool) -> ImageDataset:
-    """Images under `root/<class>/*.png` (or `root/<split>/<class>/...`); labels are sorted class names."""
+    """Labelled images from class sub-folders (labels: the sorted class names, 0, 1, ...).
+
+    Layouts: `root/train/<class>/*` and `root/test/<class>/*`, or `root/<class>/*`, which is split 80/20 within
+    each class with seed 0 (`held_out_split`, as `npz` splits `x`/`y`), so a probe never tests on the images it
+    was trained on. Suffixes: `IMAGE_SUFFIXES`; any other file in a class folder is an error, not skipped.
+    Channels: grayscale images are copied to RGB for a 3-channel model, and RGB images with equal channels
+    taken as grayscale for a 1-channel one; a colour image for a 1-channel model is an error. Conversions are
+    reported in one line.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if channels not in (1, 3):
+        raise DataError(f"--data.channels {channels}: image folders give 1 (grayscale) or 3 (RGB) channels")
     root = Path(root)
-    if (root / split).is_dir():
-        root = root / split
     if not root.is_dir():
         raise DataError(f"{root}: image folder not found; pass --data.path to a folder of class sub-folders")
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    if not classes:
-        raise DataError(f"{root}: no class sub-folders; put images in {root}/<class>/*.png")
-    images, labels = [], []
-    for label, cls in enumerate(classes):
-        for f in sorted((root / cls).iterdir()):
-            if f.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(f) as im:
-                    arr = np.asarray(im.convert("L" if channels == 1 else "RGB"))
-            except (OSError, UnidentifiedImageError) as e:
-                raise DataError(f"{f}: cannot read image ({e}); fix or remove the file") from e
-            t = torch.from_numpy(arr.copy()).reshape(arr.shape[0], arr.shape[1], -1).permute(2, 0, 1)
-            images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
-            labels.append(label)
-    if not images:
-        raise DataError(f"{root}: no images with suffix {IMAGE_SUFFIXES}")
-    return ImageDataset(torch.stack(images), torch.tensor(labels), f"{root.name}/{split}")
+    if (root / "train").is_dir() or (root / "test").is_dir():
+        folder = root / split
+        if not folder.is_dir():
+            raise DataError(f"{folder}: missing; {root} has split sub-folders, so it needs both train/ and test/ "
+                            f"(or put the class folders directly in {root} for a seeded 80/20 split)")  # fmt: skip
+        # Both splits take their labels from train/'s class names, so a class missing from test/ shifts none.
+        files, labels = _class_files(folder, _class_names(root / "train" if (root / "train").is_dir() else folder))
+    else:
+        folder = root
+        files, labels = _class_files(root, _class_names(root))
+        keep = held_out_split(labels, split)
+        files, labels = [files[i] for i in keep], labels[keep]
+    if not files:
+        raise DataError(f"{folder}: no {split} images with suffix {'/'.join(IMAGE_SUFFIXES)}")
+    images, converted = [], Counter()
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                arr, mode = _pixels(im, channels, f)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            # PIL reports bad files as OSError (truncated, unidentified), ValueError or SyntaxError (headers).
+            raise DataError(f"{f}: cannot read image ({e}); fix or remove the file") from e
+        if mode:
+            converted[mode] += 1
+        t = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, H, W)
+        images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
+    if converted:
+        modes = ", ".join(f"{n} {m}" for m, n in sorted(converted.items()))
+        alpha = "; transparency dropped" if any("A" in m or "transparency" in m for m in converted) else ""
+        print(f"data: {folder} ({split}): converted {sum(converted.values())} of {len(files)} images to "
+              f"{'RGB' if channels == 3 else 'grayscale'} (from {modes}){alpha}", flush=True)  # fmt: skip
+    return ImageDataset(torch.stack(images), torch.from_numpy(labels), f"{root.name}/{split}")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from jepaworld.data.images import (
     fit_size,
     image_folder,
     npz,
+    npz_labels_missing,
 )
 
 # ----------------------------------------------------------------------------------------------------------
@@ -130,37 +131,131 @@ def test_digits_split_and_size() -> None:
 def write_png(path: Path, size: int = 8, mode: str = "L", value: int = 0) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(value)
-    shape = (size, size) if mode == "L" else (size, size, 3)
+    shape = {"L": (size, size), "RGB": (size, size, 3), "RGBA": (size, size, 4)}[mode]
     Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(path)
 
 
-def make_folder(root: Path, mode: str = "L") -> None:
-    for cls, n in (("cat", 3), ("ant", 2)):
+def read_png(path: Path) -> np.ndarray:
+    with Image.open(path) as im:  # closed here: a leaked file handle is a warning, and warnings are errors
+        return np.array(im)
+
+
+def make_folder(root: Path, mode: str = "L", counts: tuple[int, int] = (3, 2)) -> None:
+    """`root/cat/*.png` and `root/ant/*.png`, `counts` images each, every image different."""
+    for cls, n in zip(("cat", "ant"), counts, strict=True):
         for i in range(n):
-            write_png(root / cls / f"{i}.png", mode=mode, value=10 * n + i)
-    (root / "ant" / "notes.txt").write_text("not an image")
+            write_png(root / cls / f"{i}.png", mode=mode, value=100 * len(cls) + 10 * n + i)
 
 
 def test_image_folder_labels_and_shapes(tmp_path: Path) -> None:
-    make_folder(tmp_path)
+    make_folder(tmp_path / "train")
+    make_folder(tmp_path / "test", counts=(1, 1))
     ds = image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
     assert ds.images.shape == (5, 1, 8, 8)
     assert ds.labels.tolist() == [0, 0, 1, 1, 1]  # classes sorted by name: ant = 0, cat = 1
-    expect = np.array(Image.open(tmp_path / "cat" / "0.png"))
+    expect = read_png(tmp_path / "train" / "cat" / "0.png")
     assert torch.equal(ds.images[2, 0], torch.from_numpy(expect))
+    assert len(image_folder(tmp_path, "test", img_size=8, channels=1, resize=False)) == 2
+
+
+def test_image_folder_without_split_folders_holds_out_a_seeded_stratified_split(tmp_path: Path) -> None:
+    """Without train/ and test/, the test split must be other images than the training split (the probe
+    would otherwise report training accuracy), every class in both, the same split every time."""
+    make_folder(tmp_path, counts=(10, 5))
+    tr = image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+    te = image_folder(tmp_path, "test", img_size=8, channels=1, resize=False)
+    assert (tr.labels.bincount().tolist(), te.labels.bincount().tolist()) == ([4, 8], [1, 2])  # ant, cat: 80/20
+    train_imgs = {bytes(x.flatten().tolist()) for x in tr.images}
+    assert not any(bytes(x.flatten().tolist()) in train_imgs for x in te.images)
+    every = {(bytes(read_png(f).flatten().tolist()), f.parent.name) for f in tmp_path.glob("*/*.png")}
+    names = ["ant", "cat"]
+    got = {
+        (bytes(x[0].flatten().tolist()), names[y])
+        for ds in (tr, te)
+        for x, y in zip(ds.images, ds.labels.tolist(), strict=True)
+    }
+    assert got == every  # nothing lost, every image with its own class
+    again = image_folder(tmp_path, "test", img_size=8, channels=1, resize=False)
+    assert torch.equal(again.images, te.images) and torch.equal(again.labels, te.labels)
+
+
+def test_image_folder_split_folders_share_the_training_classes(tmp_path: Path) -> None:
+    make_folder(tmp_path / "train")
+    write_png(tmp_path / "test" / "cat" / "0.png")  # no ant/ in test: cat keeps label 1
+    assert image_folder(tmp_path, "test", img_size=8, channels=1, resize=False).labels.tolist() == [1]
+    write_png(tmp_path / "test" / "bee" / "0.png")
+    with pytest.raises(DataError, match=r"test/bee: class not in the training split"):
+        image_folder(tmp_path, "test", img_size=8, channels=1, resize=False)
+    only_train = tmp_path / "only-train"
+    make_folder(only_train / "train")
+    with pytest.raises(DataError, match=r"only-train/test: missing; .* needs both train/ and test/"):
+        image_folder(only_train, "test", img_size=8, channels=1, resize=False)
 
 
 def test_image_folder_rgb_and_split_subfolder(tmp_path: Path) -> None:
     make_folder(tmp_path / "test", mode="RGB")
     ds = build_dataset(DataConfig(name="folder", path=str(tmp_path), img_size=8, channels=3), "test")
     assert ds.images.shape == (5, 3, 8, 8)
-    expect = np.array(Image.open(tmp_path / "test" / "ant" / "1.png"))
+    expect = read_png(tmp_path / "test" / "ant" / "1.png")
     assert torch.equal(ds.images[1].permute(1, 2, 0), torch.from_numpy(expect))
 
 
-def test_image_folder_corrupt_png_names_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["notes.txt", "anim.gif", "nested/0.png"])
+def test_image_folder_names_files_it_cannot_use(tmp_path: Path, name: str) -> None:
+    make_folder(tmp_path / "train")
+    (tmp_path / "train" / ".DS_Store").write_text("hidden files are not data")
+    (tmp_path / "train" / "cat" / ".thumbs").write_text("hidden files are not data")
+    odd = tmp_path / "train" / "cat" / name
+    odd.parent.mkdir(exist_ok=True)
+    odd.write_bytes(b"GIF89a")
+    with pytest.raises(DataError, match=r"1 entries in class folders are not \.png/") as e:
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+    assert str(tmp_path / "train" / "cat" / name.split("/")[0]) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_image_folder_image_outside_a_class_folder(tmp_path: Path) -> None:
     make_folder(tmp_path)
-    bad = tmp_path / "cat" / "9.png"
+    write_png(tmp_path / "stray.png")
+    with pytest.raises(DataError, match=r"stray\.png: image outside a class folder"):
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+
+
+def test_image_folder_grayscale_to_rgb_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_folder(tmp_path / "train")
+    write_png(tmp_path / "train" / "ant" / "rgba.png", mode="RGBA")
+    ds = image_folder(tmp_path, "train", img_size=8, channels=3, resize=False)
+    grey = read_png(tmp_path / "train" / "ant" / "0.png")
+    assert ds.images.shape == (6, 3, 8, 8) and all(torch.equal(c, torch.from_numpy(grey)) for c in ds.images[0])
+    rgba = read_png(tmp_path / "train" / "ant" / "rgba.png")
+    assert torch.equal(ds.images[2].permute(1, 2, 0), torch.from_numpy(rgba[..., :3]))
+    out = capsys.readouterr().out
+    assert "converted 6 of 6 images to RGB (from 5 L, 1 RGBA); transparency dropped" in out
+    assert len(out.splitlines()) == 1  # one line for the folder, not one per image
+
+
+def test_image_folder_colour_to_grayscale_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_folder(tmp_path / "train")
+    # An RGB file whose channels are equal is grayscale: taken as it is, with the conversion reported.
+    grey = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(np.repeat(grey[..., None], 3, axis=2)).save(tmp_path / "train" / "ant" / "grey-rgb.png")
+    ds = image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+    assert torch.equal(ds.images[2, 0], torch.from_numpy(grey))
+    assert "converted 1 of 6 images to grayscale (from 1 RGB)" in capsys.readouterr().out
+    write_png(tmp_path / "train" / "cat" / "colour.png", mode="RGB")
+    with pytest.raises(DataError, match=r"colour\.png: colour image \(RGB\) .* pass --data\.channels 3"):
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+
+
+def test_image_folder_16_bit_is_refused(tmp_path: Path) -> None:
+    make_folder(tmp_path / "train")
+    Image.fromarray(np.full((8, 8), 4000, dtype=np.uint16)).save(tmp_path / "train" / "cat" / "deep.png")
+    with pytest.raises(DataError, match=r"deep\.png: I;16 image .* save it as 8-bit"):
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+
+
+def test_image_folder_corrupt_png_names_file(tmp_path: Path) -> None:
+    make_folder(tmp_path / "train")
+    bad = tmp_path / "train" / "cat" / "9.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     with pytest.raises(DataError, match="cannot read image") as e:
         image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
@@ -168,8 +263,8 @@ def test_image_folder_corrupt_png_names_file(tmp_path: Path) -> None:
 
 
 def test_image_folder_truncated_png_names_file(tmp_path: Path) -> None:
-    make_folder(tmp_path)
-    bad = tmp_path / "ant" / "0.png"
+    make_folder(tmp_path / "train")
+    bad = tmp_path / "train" / "ant" / "0.png"
     write_png(bad, size=32)
     bad.write_bytes(bad.read_bytes()[:-200])
     with pytest.raises(DataError, match=str(bad)):
@@ -177,8 +272,8 @@ def test_image_folder_truncated_png_names_file(tmp_path: Path) -> None:
 
 
 def test_image_folder_wrong_size(tmp_path: Path) -> None:
-    make_folder(tmp_path)
-    write_png(tmp_path / "cat" / "big.png", size=12)
+    make_folder(tmp_path / "train")
+    write_png(tmp_path / "train" / "cat" / "big.png", size=12)
     with pytest.raises(DataError, match=r"12x12 .* expects 8x8; pass --data.img_size 12 or --data.resize true") as e:
         image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
     assert "big.png" in str(e.value)
@@ -232,12 +327,43 @@ def test_npz_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match=r"bad\.npz: unreadable"):
         npz(tmp_path / "bad.npz", "train", img_size=8, channels=1, resize=False)
+    np.save(tmp_path / "one.npy", np.zeros((5, 8, 8), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"one\.npy: holds one array, not an \.npz archive"):
+        npz(tmp_path / "one.npy", "train", img_size=8, channels=1, resize=False)
     np.savez(tmp_path / "nan.npz", x=np.full((5, 8, 8), np.nan))
     with pytest.raises(DataError, match="NaN"):
         npz(tmp_path / "nan.npz", "train", img_size=8, channels=1, resize=False)
     np.savez(tmp_path / "big.npz", x=np.zeros((5, 12, 12), dtype=np.uint8))
     with pytest.raises(DataError, match=r"--data\.resize true"):
         npz(tmp_path / "big.npz", "train", img_size=8, channels=1, resize=False)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt-compressed"])
+def test_npz_truncated_or_corrupt_names_the_file(tmp_path: Path, damage: str) -> None:
+    path = tmp_path / "d.npz"
+    x = np.random.default_rng(0).integers(0, 256, (50, 8, 8), dtype=np.uint8)
+    if damage == "truncated":
+        np.savez(path, x=x, y=np.arange(50))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # zipfile.BadZipFile inside np.load
+    else:
+        np.savez_compressed(path, x=x)
+        raw = bytearray(path.read_bytes())
+        raw[100:160] = b"\x01" * 60  # zlib.error while reading the array
+        path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"d\.npz: unreadable \.npz \(.*\); it is truncated or corrupt") as e:
+        npz(path, "train", img_size=8, channels=1, resize=False)
+    assert "\n" not in str(e.value)
+
+
+def test_npz_labels_missing(tmp_path: Path) -> None:
+    x = np.zeros((5, 8, 8), dtype=np.uint8)
+    np.savez(tmp_path / "xy.npz", x=x, y=np.arange(5))
+    np.savez(tmp_path / "x.npz", x=x)
+    np.savez(tmp_path / "splits.npz", x_train=x, y_train=np.arange(5), x_test=x)
+    assert npz_labels_missing(tmp_path / "xy.npz") == []
+    assert npz_labels_missing(tmp_path / "x.npz") == ["y"]
+    assert npz_labels_missing(tmp_path / "splits.npz") == ["y_test"]
+    assert npz(tmp_path / "x.npz", "train", img_size=8, channels=1, resize=False).labels is None  # pretraining: fine
 
 
 def test_image_dataset_validation_and_fit_size() -> None:

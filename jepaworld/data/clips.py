@@ -1,9 +1,10 @@
 """The "video" dataset: every clip of a folder of videos, for V-JEPA / VideoMAE pretraining.
 
 `data.path` is an intuitive-physics suite (its `train/` folder holds only *possible* videos, so the model never
-sees a violation) or any folder of video files. A suite path that does not exist yet is generated with the
-default `jepaworld physics generate` settings first, so `jepaworld pretrain --preset vjepa-physics` works from a
-fresh clone.
+sees a violation) or any folder of video files. A preset's own suite path (`data/physics`) that does not exist yet
+is generated with the default `jepaworld physics generate` settings first, so `jepaworld pretrain --preset
+vjepa-physics` works from a fresh clone; any other missing path is an error, so that a mistyped `--data.path`
+does not start writing hundreds of videos there.
 """
 
 from __future__ import annotations
@@ -44,6 +45,13 @@ def video_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
 
 
+def preset_suite_paths() -> set[Path]:
+    """The suite paths the video presets ship with: the only missing paths that are generated on first use."""
+    from jepaworld.config import PRESETS
+
+    return {Path(cfg.data.path) for cfg in (make() for make in PRESETS.values()) if cfg.data.name == "video"}
+
+
 def video_dataset(cfg: DataConfig, split: str) -> VideoDataset:
     """Half-overlapping clips of `cfg.frames` frames (every `cfg.frame_step`) of each training video."""
     if not cfg.path:
@@ -52,6 +60,9 @@ def video_dataset(cfg: DataConfig, split: str) -> VideoDataset:
         raise DataError(f"dataset 'video' has only a train split (asked for '{split}'); probes do not apply to it")
     root = Path(cfg.path)
     if not root.exists():
+        if root not in preset_suite_paths():
+            raise DataError(f"{root}: no such suite or video folder; check --data.path, or write a suite there with "
+                            f"`jepaworld physics generate --out {root}`")  # fmt: skip
         from jepaworld.physics import generate_suite
 
         print(f"data: {root} does not exist; generating the default intuitive-physics suite there "

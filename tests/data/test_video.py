@@ -192,3 +192,40 @@ def test_clip_dataset_short_video_names_file(tmp_path: Path) -> None:
     with pytest.raises(VideoError) as err:
         VideoClipDataset([path], frames_per_clip=4)
     _assert_names(err, path)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the "video" dataset (data/clips.py): which missing paths get a suite generated
+
+
+def test_mistyped_video_path_is_an_error_not_a_new_suite(tmp_path: Path) -> None:
+    from jepaworld.config import apply_overrides, get_preset
+    from jepaworld.data import DataError
+    from jepaworld.data.clips import video_dataset
+
+    typo = tmp_path / "data" / "phyiscs"
+    cfg = apply_overrides(get_preset("vjepa-physics-micro"), {"data.path": str(typo)})
+    with pytest.raises(DataError) as err:
+        video_dataset(cfg.data, "train")
+    assert str(err.value) == (f"{typo}: no such suite or video folder; check --data.path, or write a suite there "
+                              f"with `jepaworld physics generate --out {typo}`")  # fmt: skip
+    assert not typo.exists() and not typo.parent.exists()
+
+
+def test_preset_suite_path_is_generated_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from jepaworld import physics
+    from jepaworld.config import get_preset
+    from jepaworld.data.clips import video_dataset
+
+    real = physics.generate_suite
+    made = []
+
+    def tiny_suite(root: Path) -> dict:  # the default settings write 400 videos: minutes
+        made.append(root)
+        return real(root, n_train=2, n_scenes_per_property=0, size=16, frames=16, seed=0)
+
+    monkeypatch.setattr(physics, "generate_suite", tiny_suite)
+    monkeypatch.chdir(tmp_path)
+    cfg = get_preset("vjepa-physics-micro")  # data.path "data/physics-micro", relative to the working folder
+    ds = video_dataset(cfg.data, "train")
+    assert made == [Path("data/physics-micro")] and len(ds) > 0

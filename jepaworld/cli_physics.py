@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from jepaworld.config import ConfigError
@@ -131,8 +132,11 @@ def _is_checkpoint(path: Path) -> bool:
 
 
 def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
+    """Score every video on its own: one that fails is a one-line error on stderr, and the others' scores are
+    still printed and written; the exit status is 2 when any failed."""
     _no_extra(rest)
-    from jepaworld.surprise import cpu_threads, load_scorer, plot_results, score_video
+    from jepaworld.data.video import VideoError
+    from jepaworld.surprise import SurpriseError, cpu_threads, load_scorer, plot_results, score_video
     from jepaworld.train import resolve_device
 
     paths = [Path(p) for p in args.paths]
@@ -144,17 +148,28 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     scorer = load_scorer(checkpoint, device=resolve_device(args.device))
     if checkpoint is None:
         print(f"using the shipped default checkpoint {Path(scorer.name).name}", flush=True)
+    results, failed = [], []
     with cpu_threads(1):
-        results = [
-            score_video(scorer, p, stride=args.stride, context_frames=args.context_frames, top=args.top) for p in paths
-        ]
-    for r in results:
-        print(r.format())
+        for p in paths:
+            try:
+                results.append(
+                    score_video(scorer, p, stride=args.stride, context_frames=args.context_frames, top=args.top)
+                )
+            except (SurpriseError, VideoError) as e:
+                print(f"jepaworld surprise: error: {e}", file=sys.stderr, flush=True)
+                failed.append(p)
+                continue
+            print(results[-1].format(), flush=True)
+    if failed and not results:
+        return 2
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
         print(f"wrote {args.json}")
     if args.plot:
         print(f"wrote {plot_results(results, args.plot)}")
+    if failed:
+        print(f"scored {len(results)} of {len(paths)} videos; the errors above name the others", flush=True)
+        return 2
     return 0
 
 

@@ -86,13 +86,23 @@ def score_suite(
     stride: int = 2,
     context_frames: int | None = None,
     top: float = 1.0,
+    noted: set[str] | None = None,
 ) -> dict[str, VideoScore]:
-    """{file: VideoScore} for every test video of the suite."""
+    """{file: VideoScore} for every test video of the suite.
+
+    A note on how the videos were changed (resized to the checkpoint's resolution) is printed once, not once per
+    video; `noted` holds the notes already printed, to share between calls.
+    """
+    noted = set() if noted is None else noted
     out = {}
     for v in index["videos"]:
         if v["split"] != "test":
             continue
-        frames, _ = load_video(Path(suite) / v["file"], scorer)
+        frames, notes = load_video(Path(suite) / v["file"], scorer)
+        for note in notes:
+            if note not in noted:
+                noted.add(note)
+                print(f"note: {suite}: {note.removeprefix('note: ')}", flush=True)
         r = score_frames(scorer, frames, stride=stride, context_frames=context_frames, top=top, name=v["file"])
         out[v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))
     return out
@@ -167,11 +177,13 @@ def evaluate(
 ) -> dict[str, dict[str, PropertyScore]]:
     """{model name: {property: PropertyScore}} on the test pairs of `suite`."""
     index = read_index(suite)
+    noted: set[str] = set()
     with cpu_threads(1):
         return {
-            name: metrics(index, score_suite(s, suite, index, stride=stride, context_frames=context_frames, top=top))
+            name: metrics(index, score_suite(s, suite, index, stride=stride, context_frames=context_frames, top=top,
+                                             noted=noted))
             for name, s in scorers.items()
-        }
+        }  # fmt: skip
 
 
 def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:

@@ -61,6 +61,34 @@ def test_surprise_errors_are_one_line(workspace: Path, capsys: pytest.CaptureFix
     assert "no such file" in capsys.readouterr().err
 
 
+def test_surprise_scores_the_good_videos_when_one_fails(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """One bad video must not lose the others' scores: they are printed and written, and the exit status says
+    that something failed."""
+    good = workspace / "suite" / "test" / "continuity_0a_impossible.mp4"
+    short = write_video(workspace / "short2.mp4", np.zeros((4, 16, 16, 3), dtype=np.uint8))
+    out_json = workspace / "partial.json"
+    args = ["surprise", str(workspace / "vjepa"), str(short), str(good), str(workspace / "missing.mp4")]
+    assert main([*args, "--json", str(out_json)]) == 2
+    captured = capsys.readouterr()
+    errors = captured.err.strip().splitlines()
+    assert len(errors) == 2 and "short2.mp4" in errors[0] and "missing.mp4" in errors[1]
+    assert all(e.startswith("jepaworld surprise: error: ") for e in errors)
+    assert f"{good}  (" in captured.out and "video surprise: mean" in captured.out
+    assert "scored 1 of 3 videos" in captured.out
+    assert [r["video"] for r in json.loads(out_json.read_text())] == [str(good)]
+
+
+def test_physics_eval_notes_a_resize_once(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = workspace / "suite-24px"  # the checkpoint takes 16 px frames
+    assert main(["physics", "generate", "--out", str(suite), "--n-train", "0", "--scenes", "1", "--size", "24",
+                 "--frames", "16"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["physics", "eval", str(workspace / "vjepa"), str(suite)]) == 0
+    notes = [ln for ln in capsys.readouterr().out.splitlines() if "resized" in ln]
+    # 20 test videos, two scorers (the checkpoint and random init), one note.
+    assert notes == [f"note: {suite}: frames are 24x24, resized to the checkpoint's 16x16 (bilinear)"]
+
+
 def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite, out_json = workspace / "suite", workspace / "eval.json"
     args = ["physics", "eval", str(workspace / "vjepa"), str(suite), "--baseline", str(workspace / "videomae")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from jepaworld.methods import DataSpec, Method, build_method
 
 FORMAT = "jepaworld-checkpoint/1"
 CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.jsonl"
-# Keys that may differ when a run is resumed: they change how it runs, not what it computes.
-RESUMABLE_KEYS = {"train.progress", "train.time_budget_s", "train.threads", "train.device"}
+# Keys that may differ when a run is resumed: they change how it runs, not what it computes (train.out: a run
+# folder that was moved or copied resumes from its new place).
+RESUMABLE_KEYS = {"train.progress", "train.time_budget_s", "train.threads", "train.device", "train.out"}
+# What a run writes before its first checkpoint (TensorBoard events go under tb/).
+RUN_FILES = {CONFIG, METRICS, "tb"}
 
 
 class CheckpointError(ValueError):
@@ -107,13 +111,39 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     ]
 
 
+def unsaved_run_files(out: Path) -> list[Path] | None:
+    """The files of a run that stopped before its first checkpoint (a bad value, a non-finite loss or Ctrl-C in
+    its first steps), or None when `out` holds a checkpoint or anything the trainer did not write."""
+    if not (out / CONFIG).is_file():
+        return None
+    files = []
+    for p in out.iterdir():
+        # A checkpoint write cut short leaves only its temporary file (`atomic_save`): still no checkpoint.
+        temp = p.name.startswith(f".{CHECKPOINT}.tmp-") or p.name.startswith(f".{CONFIG}.tmp-")
+        if p.name == "tb":
+            if not p.is_dir() or any(not e.name.startswith("events.out.tfevents.") for e in p.iterdir()):
+                return None
+        elif p.name not in RUN_FILES and not temp:
+            return None
+        files.append(p)
+    return sorted(files)
+
+
 def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
-    """Create or validate the run folder; refuses to overwrite a run or to resume into something else."""
+    """Create or validate the run folder; refuses to overwrite a run or to resume into something else.
+
+    A folder that holds only what a run writes before its first checkpoint is started afresh (with a note),
+    so that a run that failed early never blocks the corrected command.
+    """
     out = Path(cfg.train.out)
     ckpt, conf = out / CHECKPOINT, out / CONFIG
     if resume:
-        if not ckpt.exists() or not conf.exists():
-            raise CheckpointError(f"{out}: nothing to resume (no {CHECKPOINT} + {CONFIG}); drop --resume")
+        if ckpt.exists() and not conf.exists():
+            raise CheckpointError(f"{out}: holds {CHECKPOINT} without its {CONFIG}, so its config cannot be checked; "
+                                  f"restore {CONFIG} or choose another --train.out")  # fmt: skip
+        if not ckpt.exists():
+            why = "the run there stopped before its first checkpoint" if unsaved_run_files(out) else f"no {CHECKPOINT}"
+            raise CheckpointError(f"{out}: nothing to resume ({why}); drop --resume to start afresh")
         saved = json.loads(conf.read_text())
         # Compare in JSON form: tuples in the live config are lists once saved.
         diff = [k for k in config_diff(saved, json.loads(to_json(cfg))) if k not in RESUMABLE_KEYS]
@@ -122,10 +152,22 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
                                   "resume with the same preset and overrides, or use another --train.out")  # fmt: skip
         return out
     if out.exists() and any(out.iterdir()):
-        what = "a run" if conf.exists() else "other files"
-        raise CheckpointError(
-            f"{out}: already holds {what}; pass --resume to continue it or choose another --train.out"
-        )
+        stale = unsaved_run_files(out)
+        if stale is None and ckpt.exists():
+            raise CheckpointError(f"{out}: already holds a run; pass --resume to continue it or choose another "
+                                  "--train.out")  # fmt: skip
+        if stale is None:
+            names = sorted(p.name for p in out.iterdir())
+            listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            raise CheckpointError(f"{out}: already holds other files ({listed}); move them away or choose another "
+                                  "--train.out")  # fmt: skip
+        print(f"note: {out} holds a run that stopped before its first checkpoint ({', '.join(p.name for p in stale)}); "
+              "starting afresh and replacing it", flush=True)  # fmt: skip
+        for p in stale:
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(to_json(cfg), conf)
     return out

@@ -2,7 +2,9 @@
 
 Every component gets its own small frozen dataclass; `ExperimentConfig` nests them. Presets are plain Python
 functions registered in `PRESETS`. Overrides look like ``--train.lr 3e-4``; an unknown key is an error that
-suggests the closest valid keys. Each field's ``help`` metadata is the text that ``jepaworld presets`` prints.
+suggests the closest valid keys. Each field's ``help`` metadata is the text that ``jepaworld presets`` prints;
+an enumerated field also declares its ``choices``, which `validate` checks (with the values that must fit
+together) whenever overrides are applied or a saved config is read.
 """
 
 from __future__ import annotations
@@ -21,15 +23,22 @@ class ConfigError(ValueError):
     """A bad configuration key or value; the message is one line naming the key and the fix."""
 
 
-def _f(default: Any, help: str) -> Any:
-    """A dataclass field with a default and its help text (shown by `jepaworld presets --help-keys`)."""
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
+    """A dataclass field with a default, its help text (shown by `jepaworld presets --keys`) and, for an
+    enumerated value, the values it accepts (checked by `validate`, so a typo is a one-line error up front)."""
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = _f("fashion_mnist", "dataset: fashion_mnist | digits | folder | npz | video | episodes")
-    path: str = _f("", "dataset root / file (fashion_mnist: the Debian package folder by default)")
+    name: str = _f(
+        "fashion_mnist", "dataset: fashion_mnist | digits | folder | npz | video | episodes",
+        ("fashion_mnist", "digits", "folder", "npz", "video", "episodes"),
+    )  # fmt: skip
+    path: str = _f(
+        "", "dataset root / file (fashion_mnist: the Debian package folder by default; folder: DIR/<class>/* split "
+        "80/20 per class with seed 0, or DIR/train/<class>/* + DIR/test/<class>/*)",
+    )  # fmt: skip
     img_size: int = _f(32, "image side in pixels after resizing/padding")
     channels: int = _f(1, "image channels the model expects (1 grayscale, 3 RGB)")
     resize: bool = _f(False, "folder/npz: resize images of another size instead of failing")
@@ -43,7 +52,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    size: str = _f("tiny", "encoder size from the registry: micro | tiny | small | base")
+    size: str = _f(
+        "tiny", "encoder size from the registry: micro | tiny | small | base", ("micro", "tiny", "small", "base")
+    )
     depth: int = _f(0, "override the encoder depth (0 = the size's default)")
     patch_size: int = _f(4, "patch side in pixels")
     tubelet: int = _f(2, "video: frames per tubelet")
@@ -55,7 +66,11 @@ class ModelConfig:
     frame_dim: int = _f(64, "world model: size of the per-frame pixel embedding the predictor rolls out")
     proprio_dim: int = _f(0, "world model: features of proprioception appended to each frame's embedding (0 = none)")
     history: int = _f(1, "world model: past frames the predictor attends to (1 = Markov)")
-    frame_pool: str = _f("keypoints", "world model: tokens -> frame vector: keypoints (spatial soft-argmax) | flat")
+    frame_pool: str = _f(
+        "keypoints",
+        "world model: tokens -> frame vector: keypoints (spatial soft-argmax) | flat",
+        ("keypoints", "flat"),
+    )
     encoder_init: str = _f("", "world model: checkpoint whose encoder initialises this one ('' = random init)")
     freeze_encoder: bool = _f(False, "world model: keep the encoder frozen (use with encoder_init)")
 
@@ -75,14 +90,24 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class MethodConfig:
-    name: str = _f("ijepa", "method: ijepa | mae | vjepa | worldmodel")
-    loss: str = _f("smooth_l1", "ijepa/vjepa regression loss: l1 | smooth_l1 | l2")
-    target: str = _f("ema", "target encoder: ema (momentum copy) | online (same weights, stop-gradient)")
+    name: str = _f(
+        "ijepa",
+        "method: ijepa | mae | vjepa | videomae | worldmodel",
+        ("ijepa", "mae", "vjepa", "videomae", "worldmodel"),
+    )
+    loss: str = _f("smooth_l1", "ijepa/vjepa regression loss: l1 | smooth_l1 | l2", ("l1", "smooth_l1", "l2"))
+    target: str = _f(
+        "ema", "target encoder: ema (momentum copy) | online (same weights, stop-gradient)", ("ema", "online")
+    )
     ema_start: float = _f(0.996, "EMA momentum at step 0")
     ema_end: float = _f(1.0, "EMA momentum at the last step")
-    regularizer: str = _f("none", "collapse regulariser on context embeddings: none | vicreg | sigreg")
+    regularizer: str = _f(
+        "none", "collapse regulariser on context embeddings: none | vicreg | sigreg", ("none", "vicreg", "sigreg")
+    )
     reg_weight: float = _f(1.0, "weight of the regulariser")
-    reg_on: str = _f("pooled", "ijepa/vjepa regulariser input: pooled (per sample) | tokens (per position)")
+    reg_on: str = _f(
+        "pooled", "ijepa/vjepa regulariser input: pooled (per sample) | tokens (per position)", ("pooled", "tokens")
+    )
     target_layers: int = _f(1, "ijepa/vjepa: regress the mean of the target encoder's last K blocks (data2vec 2.0)")
     masks_per_image: int = _f(1, "ijepa/vjepa: masks drawn per sample, sharing one target-encoder pass (data2vec 2.0)")
     vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)")
@@ -119,12 +144,20 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    pool: str = _f("mean", "feature pooling: mean | mean_last4 | grid2 | grid2_last4 (see probe.POOLS)")
+    pool: str = _f(
+        "mean", "feature pooling: mean | mean_last4 | grid2 | grid2_last4 (see probe.POOLS)",
+        ("mean", "mean_last4", "grid2", "grid2_last4"),
+    )  # fmt: skip
     knn_k: int = _f(20, "kNN neighbours (cosine)")
     shots: int = _f(10, "labels per class for the low-shot probe")
     shot_seeds: int = _f(5, "seeds averaged for the low-shot probe")
-    max_train: int = _f(0, "cap on labelled training images for the linear/kNN probes (0 = all)")
-    max_iter: int = _f(1000, "logistic regression iterations")
+    # 20k labels and 300 iterations: the protocol of BENCHMARKS.md's 5- and 10-minute tables, minutes on 2 cores
+    # where all 60k Fashion-MNIST labels and 1000 iterations took over 40.
+    max_train: int = _f(
+        20000, "cap on labelled training images for the linear/kNN probes (0 = all; the full protocol: "
+        "--probe.max_train 0 --probe.max_iter 1000)",
+    )  # fmt: skip
+    max_iter: int = _f(300, "logistic regression iterations (L-BFGS; 1000 for the full protocol)")
     device: str = _f("auto", "device that encodes the images: auto (CUDA when available) | cpu | cuda")
 
 
@@ -133,7 +166,7 @@ class PlanConfig:
     """How `jepaworld plan eval` plans with a world model unless its flags say otherwise: saved with the run, so
     a preset can carry the planning settings that suit its environment."""
 
-    planner: str = _f("cem", "world model: planner of `plan eval`: cem | mppi | gradient")
+    planner: str = _f("cem", "world model: planner of `plan eval`: cem | mppi | gradient", ("cem", "mppi", "gradient"))
     horizon: int = _f(5, "world model: planning horizon of `plan eval`, in macro-steps (frame_step raw steps)")
     pixel_weight: float = _f(1.0, "world model: goal-cost weight of the pixel features' mean squared error")
     proprio_weight: float = _f(1.0, "world model: goal-cost weight of the proprioception features' mean squared error")
@@ -463,6 +496,38 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, str]) -> Experim
         section = getattr(cfg, sec_name)
         value = _parse(raw, _field_type(section, name), key)
         cfg = dataclasses.replace(cfg, **{sec_name: dataclasses.replace(section, **{name: value})})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: ExperimentConfig) -> ExperimentConfig:
+    """Check enumerated values against their field's `choices` and the values that must fit together, so that a
+    bad value is a one-line ConfigError before any data is read or any run folder is made; returns `cfg`.
+
+    Only whole configs are checked: overrides apply together, so `--data.img_size 30 --model.patch_size 5` works.
+    """
+    for key, f in all_keys(cfg).items():
+        choices = f.metadata.get("choices")
+        sec, name = key.split(".")
+        value = getattr(getattr(cfg, sec), name)
+        if choices and value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"bad value '{value}' for {key}: choose one of {', '.join(choices)}{hint}")
+    d, m = cfg.data, cfg.model
+    if d.img_size < 1 or m.patch_size < 1 or d.img_size % m.patch_size:
+        fits = [p for p in range(2, d.img_size + 1) if d.img_size % p == 0][:6] if d.img_size > 0 else []
+        raise ConfigError(
+            f"--model.patch_size {m.patch_size} does not divide --data.img_size {d.img_size} into whole patches; "
+            f"use a divisor of the image size ({', '.join(map(str, fits)) or 'none: fix the image size'})"
+        )
+    # Only video data has a time axis for tubelets: frames must fill whole tubelets.
+    if d.name == "video" and (m.tubelet < 1 or d.frames < m.tubelet or d.frames % m.tubelet):
+        lower = d.frames - d.frames % max(m.tubelet, 1)
+        ok = " or ".join(str(n) for n in (lower, lower + m.tubelet) if n >= max(m.tubelet, 1)) or str(m.tubelet)
+        raise ConfigError(
+            f"--data.frames {d.frames} does not fill whole tubelets of --model.tubelet {m.tubelet}; use {ok} frames"
+        )
     return cfg
 
 
@@ -512,7 +577,7 @@ def from_dict(d: dict[str, Any]) -> ExperimentConfig:
             if isinstance(value, list):
                 raw[name] = tuple(value)
         sections[sec.name] = cls(**raw)
-    return ExperimentConfig(**sections)
+    return validate(ExperimentConfig(**sections))
 
 
 def to_json(cfg: ExperimentConfig) -> str:

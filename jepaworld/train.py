@@ -74,7 +74,7 @@ class EpochSampler:
 
     def __init__(self, *, n: int, batch_size: int, seed: int) -> None:
         if n < batch_size:
-            raise ValueError(f"dataset has {n} items, fewer than one batch of {batch_size}; lower --train.batch_size")
+            raise ConfigError(f"dataset has {n} items, fewer than one batch of {batch_size}; lower --train.batch_size")
         self.n, self.batch_size, self.seed = n, batch_size, seed
         self.per_epoch = n // batch_size
         self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
@@ -134,13 +134,16 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     if tc.batch_size % world:
-        raise ValueError(f"batch size {tc.batch_size} does not split over {world} ranks")
+        raise ConfigError(
+            f"--train.batch_size {tc.batch_size} does not split over {world} ranks; use a multiple of {world}"
+        )
     lead = rank == 0
     if lead:
         print(describe(cfg), flush=True)
 
     torch.manual_seed(tc.seed)  # identical initial weights on every rank
     ds = build_dataset(cfg.data, "train")
+    sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
     spec = spec_of(ds)
     method: Method = build_method(cfg, spec).to(device)
     # Only once the data and the model are known to fit: a bad dataset must not leave a config-only run folder
@@ -160,7 +163,6 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
         torch.set_rng_state(state["rng"])
     model = DistributedDataParallel(method) if world > 1 else method
     augment = RandomResizedCropFlip(scale=(cfg.data.crop_scale_min, 1.0)) if cfg.data.augment else None
-    sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
 
     def local(v: torch.Tensor) -> torch.Tensor:
         """This rank's share of a global-batch tensor; proportional, since a method may draw several masks per
@@ -201,9 +203,10 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
                 ckpt = out / CHECKPOINT
                 kept = f"the last good checkpoint {ckpt} is kept" if ckpt.exists() else "no checkpoint was written yet"
                 raise TrainingError(
-                    f"non-finite loss ({loss_value}) at step {step}; stopped, {kept}; lower --train.lr or set "
-                    "--train.grad_clip"
-                )
+                    f"non-finite loss ({loss_value}) at step {step}; stopped, {kept}; lower --train.lr"
+                    + (f" (gradients are already clipped to norm {tc.grad_clip})" if tc.grad_clip > 0
+                       else " or set --train.grad_clip 1.0")
+                )  # fmt: skip
             write(pending)
             pending = None
             opt.zero_grad(set_to_none=True)

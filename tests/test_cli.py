@@ -142,6 +142,20 @@ def test_cuda_without_a_gpu_is_a_one_line_error(pretrained, tmp_path: Path, caps
     assert "unknown device 'tpu'" in capsys.readouterr().err
 
 
+def test_run_that_failed_before_a_checkpoint_is_replaced(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A NaN in the first steps leaves config.json; the corrected command must run, not loop between
+    "nothing to resume" and "pass --resume"."""
+    args = ["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "r")]
+    assert main([*args, "--train.lr", "1e30", "--train.warmup_steps", "0"]) == 1
+    assert (tmp_path / "r" / CONFIG).exists() and not (tmp_path / "r" / CHECKPOINT).exists()
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 2
+    assert "nothing to resume (the run there stopped before its first checkpoint)" in capsys.readouterr().err
+    assert main(args) == 0
+    assert "starting afresh and replacing it" in capsys.readouterr().out
+    assert read_checkpoint(tmp_path / "r")["step"] == 10
+
+
 def test_resume_empty_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty").mkdir()
     args = ["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "empty"), "--resume"]

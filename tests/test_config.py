@@ -19,6 +19,7 @@ from jepaworld.config import (
     parse_override_args,
     to_dict,
     to_json,
+    validate,
 )
 
 
@@ -28,6 +29,7 @@ def test_presets_build(name: str) -> None:
     assert isinstance(cfg, ExperimentConfig)
     assert PRESETS[name].__doc__, f"preset {name} needs a docstring (shown by `jepaworld presets`)"
     assert from_dict(to_dict(cfg)) == cfg
+    assert validate(cfg) is cfg  # every preset passes the checks its overrides will get
     assert cfg.train.batch_size > 0 and cfg.train.steps > 0
 
 
@@ -158,3 +160,72 @@ def test_configs_are_frozen() -> None:
     cfg = ExperimentConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.train.lr = 1.0  # type: ignore[misc]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# enumerated values and values that must fit together
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "allowed", "suggestion"),
+    [
+        ("method.loss", "foo", "l1, smooth_l1, l2", None),
+        ("method.loss", "smoothl1", "l1, smooth_l1, l2", "smooth_l1"),
+        ("method.name", "foo", "ijepa, mae, vjepa, videomae, worldmodel", None),
+        ("model.size", "huge", "micro, tiny, small, base", None),
+        ("method.regularizer", "vic", "none, vicreg, sigreg", "vicreg"),
+        ("probe.pool", "foo", "mean, mean_last4, grid2, grid2_last4", None),
+        ("data.name", "fmnist", "fashion_mnist, digits, folder, npz, video, episodes", "fashion_mnist"),
+        ("plan.planner", "cme", "cem, mppi, gradient", "cem"),
+    ],
+)
+def test_enumerated_value_is_a_one_line_error(key: str, raw: str, allowed: str, suggestion: str | None) -> None:
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(get_preset("ijepa-digits-micro"), {key: raw})
+    msg = str(e.value)
+    assert msg.startswith(f"bad value '{raw}' for {key}: choose one of {allowed}") and "\n" not in msg
+    assert (f"did you mean {suggestion}?" in msg) if suggestion else "did you mean" not in msg
+
+
+def test_choices_match_the_registries() -> None:
+    """The choices are declared beside the fields; these registries are what the values are looked up in."""
+    from jepaworld.data import DATASETS
+    from jepaworld.methods import METHODS
+    from jepaworld.planning import PLANNERS
+    from jepaworld.probe import POOLS
+    from jepaworld.vit import VIT_SIZES
+
+    keys = all_keys(ExperimentConfig())
+    registries = {"data.name": DATASETS, "method.name": METHODS, "model.size": VIT_SIZES, "probe.pool": POOLS,
+                  "plan.planner": PLANNERS}  # fmt: skip
+    for key, registry in registries.items():
+        assert set(keys[key].metadata["choices"]) == set(registry), key
+    for key, f in keys.items():
+        for choice in f.metadata["choices"]:
+            assert choice in f.metadata["help"], f"{key}: the help text should list '{choice}'"
+
+
+def test_patch_size_must_divide_img_size() -> None:
+    with pytest.raises(
+        ConfigError, match=r"--model\.patch_size 5 does not divide --data\.img_size 16 .*\(2, 4, 8, 16\)"
+    ):
+        apply_overrides(get_preset("ijepa-digits-micro"), {"model.patch_size": "5"})
+    # Overrides are checked together, so a consistent pair is accepted in either order.
+    cfg = apply_overrides(get_preset("ijepa-digits-micro"), {"model.patch_size": "5", "data.img_size": "20"})
+    assert (cfg.model.patch_size, cfg.data.img_size) == (5, 20)
+
+
+def test_video_frames_must_fill_whole_tubelets() -> None:
+    with pytest.raises(ConfigError, match=r"--data\.frames 7 does not fill whole tubelets of --model\.tubelet 2; "
+                       "use 6 or 8 frames"):  # fmt: skip
+        apply_overrides(get_preset("vjepa-physics-micro"), {"data.frames": "7"})
+    assert apply_overrides(get_preset("vjepa-physics-micro"), {"data.frames": "6"}).data.frames == 6
+    # Image data has no time axis: frames does not matter there.
+    assert apply_overrides(get_preset("ijepa-digits-micro"), {"data.frames": "7"}).data.frames == 7
+
+
+def test_saved_config_with_a_bad_value_is_refused() -> None:
+    d = to_dict(get_preset("ijepa-digits-micro"))
+    d["method"]["loss"] = "l3"
+    with pytest.raises(ConfigError, match=r"bad value 'l3' for method\.loss"):
+        from_dict(d)

@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -227,6 +228,61 @@ def test_resume_without_a_run_refuses(tmp_path: Path, micro_cfg, contents: str) 
         train(micro_cfg, resume=True)
 
 
+def test_run_that_stopped_before_its_first_checkpoint_starts_afresh(tmp_path: Path, make_cfg, metrics) -> None:
+    """A blow-up before the first checkpoint leaves config.json and metrics: neither --resume (nothing to resume)
+    nor a fresh start (which used to say "already holds a run; pass --resume") may then loop."""
+    bad = make_cfg(tmp_path / "run", **{"train.lr": 1e30, "train.warmup_steps": 0, "train.log_every": 1})
+    # grad_clip is on by default: the message must not suggest setting it.
+    with pytest.raises(TrainingError, match=r"no checkpoint was written yet; lower --train\.lr \(gradients are "
+                       r"already clipped to norm 1\.0\)$"):  # fmt: skip
+        quiet_train(bad)
+    assert (tmp_path / "run" / CONFIG).exists() and not (tmp_path / "run" / CHECKPOINT).exists()
+    good = make_cfg(tmp_path / "run", **{"train.steps": 4, "train.log_every": 2})
+    with pytest.raises(CheckpointError, match=r"nothing to resume \(the run there stopped before its first "
+                       r"checkpoint\); drop --resume to start afresh"):  # fmt: skip
+        train(good, resume=True)
+    result, printed = quiet_train(good)
+    assert "stopped before its first checkpoint (config.json, metrics.jsonl, tb); starting afresh" in printed
+    assert result.steps == 4 and from_dict(json.loads((tmp_path / "run" / CONFIG).read_text())) == good
+    assert [r["step"] for r in metrics(tmp_path / "run")] == [2, 4]  # the failed run's rows are gone
+
+
+def test_interrupted_first_steps_start_afresh(tmp_path: Path, make_cfg, monkeypatch) -> None:
+    """Ctrl-C before the first checkpoint: the same command runs again without --resume."""
+    cfg = make_cfg(tmp_path / "run", **{"train.steps": 4})
+    real_forward = JEPA.forward
+
+    def interrupt_at_2(self, batch):
+        if int(self.step) == 2:
+            raise KeyboardInterrupt
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(JEPA, "forward", interrupt_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        quiet_train(cfg)
+    monkeypatch.setattr(JEPA, "forward", real_forward)
+    assert quiet_train(cfg)[0].steps == 4
+
+
+@pytest.mark.parametrize("extra", ["notes.txt", "tb/mine.txt"])
+def test_unsaved_run_with_foreign_files_is_kept(tmp_path: Path, micro_cfg, extra: str) -> None:
+    prepare_run_dir(micro_cfg, resume=False)
+    (tmp_path / "run" / extra).parent.mkdir(exist_ok=True)
+    (tmp_path / "run" / extra).write_text("mine")
+    with pytest.raises(CheckpointError, match=r"already holds other files \(.*\); move them away"):
+        prepare_run_dir(micro_cfg, resume=False)
+    assert (tmp_path / "run" / extra).read_text() == "mine" and (tmp_path / "run" / CONFIG).exists()
+
+
+def test_copied_run_resumes_from_its_new_folder(tmp_path: Path, make_cfg) -> None:
+    """train.out names where the run is, not what it computes: a moved or copied run folder resumes."""
+    quiet_train(make_cfg(tmp_path / "run", **{"train.steps": 4}))
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    result, _ = quiet_train(make_cfg(tmp_path / "copy", **{"train.steps": 4}), resume=True)
+    assert result.steps == 4 and result.run_dir == tmp_path / "copy"
+    assert read_checkpoint(tmp_path / "copy")["config"]["train"]["out"] == str(tmp_path / "copy")
+
+
 def test_resume_with_another_config_names_the_key(tmp_path: Path, micro_cfg) -> None:
     prepare_run_dir(micro_cfg, resume=False)
     (tmp_path / "run" / CHECKPOINT).write_bytes(b"")
@@ -276,6 +332,7 @@ def test_checkpoint_kept_after_blow_up_gives_a_finite_loss(tmp_path: Path, make_
                                         "train.grad_clip": 0.0, "train.steps": 40})  # fmt: skip
     with pytest.raises(TrainingError) as e:
         quiet_train(cfg)
+    assert str(e.value).endswith("lower --train.lr or set --train.grad_clip 1.0")  # clipping is off here
     if not (tmp_path / "run" / CHECKPOINT).exists():
         assert "no checkpoint was written yet" in str(e.value)
         return

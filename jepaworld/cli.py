@@ -26,7 +26,6 @@ from jepaworld.config import (
     ExperimentConfig,
     all_keys,
     apply_overrides,
-    from_dict,
     get_preset,
     parse_override_args,
 )  # fmt: skip
@@ -62,18 +61,32 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a run folder or its checkpoint.pt")
     p.add_argument("--no-baselines", action="store_true", help="skip the raw-pixel and random-init rows")
     p.add_argument("--out", default="", help="also write the table as Markdown and JSON to this folder")
+    p.epilog = (
+        "By default the linear and kNN probes use 20000 labelled images and 300 L-BFGS iterations (minutes on 2 "
+        "cores, the protocol of BENCHMARKS.md's 5- and 10-minute tables); --probe.max_train 0 --probe.max_iter 1000 "
+        "runs the full protocol (all labels, over 40 minutes for Fashion-MNIST on 2 cores)."
+    )
 
 
 def _probe(args: argparse.Namespace, rest: list[str]) -> int:
-    from jepaworld.checkpoint import read_checkpoint
+    from jepaworld.checkpoint import load_method
     from jepaworld.compare import probe_all
+    from jepaworld.data.images import DataError, npz_labels_missing
 
-    state = read_checkpoint(args.checkpoint)
-    cfg = from_dict(state["config"])
-    cfg = apply_overrides(cfg, parse_override_args(rest))
-    for key in parse_override_args(rest):
+    overrides = parse_override_args(rest)
+    for key in overrides:
         if not key.startswith(("probe.", "data.")):
             raise ConfigError(f"--{key}: probe takes only --probe.* and --data.* overrides")
+    # Load the weights strictly first: a checkpoint that does not fit its model must fail before minutes of
+    # baselines, not after them.
+    _, saved, spec, state = load_method(args.checkpoint)
+    cfg = apply_overrides(saved, overrides)
+    if "data.img_size" in overrides and cfg.data.img_size != spec.img_size:
+        raise ConfigError(f"--data.img_size {cfg.data.img_size}: the checkpoint's encoder takes {spec.img_size} px "
+                          "images; drop the override")  # fmt: skip
+    if cfg.data.name == "npz" and (missing := npz_labels_missing(cfg.data.path)):
+        raise DataError(f"{cfg.data.path}: has no labels ({', '.join(missing)} missing); the probes need one label "
+                        "per image: save the .npz with y (or y_train and y_test)")  # fmt: skip
     from jepaworld.probe import format_table
 
     runs = {"checkpoint": Path(state["path"])}
@@ -120,6 +133,12 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-physics", action="store_true", help="skip the intuitive-physics section")
 
 
+def _dataset_name(cfg: ExperimentConfig) -> str:
+    """How the demo banner names the data (`--data.name` may replace the default Fashion-MNIST)."""
+    names = {"fashion_mnist": "Fashion-MNIST", "digits": "scikit-learn's digits"}
+    return names.get(cfg.data.name) or f"{cfg.data.name} data ({cfg.data.path})"
+
+
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.compare import compare
     from jepaworld.probe import format_table
@@ -132,10 +151,11 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     # random init on these probes; the regulariser adds 5 points linear, 10-12 kNN and 10-shot (BENCHMARKS.md, 5 min).
     pairs = (("I-JEPA (EMA + VICReg)", "ijepa-fmnist-ema-vicreg"), ("MAE", "mae-fmnist"))
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in pairs}
-    probe_cfg = dataclasses.replace(next(iter(cfgs.values())).probe, max_train=args.max_train)
+    first = next(iter(cfgs.values()))
+    probe_cfg = dataclasses.replace(first.probe, max_train=args.max_train)
     print(
-        f"jepaworld demo: I-JEPA and MAE pretrain on Fashion-MNIST for {args.minutes:g} min each on this machine, "
-        "then frozen features are probed against raw pixels and a random-init encoder.",
+        f"jepaworld demo: I-JEPA and MAE pretrain on {_dataset_name(first)} for {args.minutes:g} min each on this "
+        "machine, then frozen features are probed against raw pixels and a random-init encoder.",
         flush=True,
     )
     results = compare(cfgs, seconds=60 * args.minutes, out=out, probe_cfg=probe_cfg)
@@ -158,7 +178,7 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "pretrain": ("pretrain a method on a preset, with dotted overrides", (_pretrain_args, _pretrain)),
     "probe": ("probe a checkpoint's frozen features (linear, kNN, low-shot)", (_probe_args, _probe)),
     "presets": ("list the presets (and with --keys every config key)", (_presets_args, _presets)),
-    "demo": ("I-JEPA vs MAE vs raw pixels vs random init on Fashion-MNIST", (_demo_args, _demo)),
+    "demo": ("I-JEPA vs MAE vs raw pixels vs random init, on Fashion-MNIST by default", (_demo_args, _demo)),
     "collect": ("roll an exploration policy in an env into an HDF5 episodes file", (collect_args, collect_run)),
     "plan": ("plan with a world model in its env: success, steps, time per action", (plan_args, plan_run)),
     "physics": ("intuitive-physics suite: generate it, or evaluate a checkpoint's surprise on it", PHYSICS),

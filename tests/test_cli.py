@@ -183,3 +183,94 @@ def test_finished_run_resumes_as_a_no_op(pretrained, capsys: pytest.CaptureFixtu
     after = read_checkpoint(out)["method"]
     assert all((before[k] == after[k]).all() for k in before)
     assert (out / "metrics.jsonl").read_text() == rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# probe: checkpoint first, labels, protocol
+
+
+def _saved(path: Path, cfg, *, weights_of=None) -> Path:
+    """A checkpoint of `cfg` (untrained) at `path`/checkpoint.pt, holding the weights of `weights_of` if given."""
+    from jepaworld.checkpoint import save_checkpoint
+    from jepaworld.methods import DataSpec, build_method
+
+    spec = DataSpec(channels=cfg.data.channels, img_size=cfg.data.img_size)
+    path.mkdir(parents=True)
+    save_checkpoint(path / CHECKPOINT, cfg=cfg, spec=spec, method=build_method(weights_of or cfg, spec))
+    return path
+
+
+def test_probe_rejects_a_mismatched_checkpoint_before_the_baselines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = get_preset("ijepa-digits-micro")
+    run = _saved(tmp_path / "run", cfg, weights_of=apply_overrides(cfg, {"model.depth": "3"}))
+    assert main(["probe", str(run)]) == 2
+    captured = capsys.readouterr()
+    assert "weights do not fit this model" in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert "probing" not in captured.out and "raw pixels" not in captured.out  # failed before any probe ran
+
+
+def test_probe_of_npz_without_labels_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import numpy as np
+
+    data = tmp_path / "unlabelled.npz"
+    np.savez(data, x=np.zeros((20, 16, 16), dtype=np.uint8))
+    cfg = apply_overrides(get_preset("ijepa-digits-micro"), {"data.name": "npz", "data.path": str(data)})
+    assert main(["probe", str(_saved(tmp_path / "run", cfg))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"jepaworld probe: error: {data}: has no labels (y missing); the probes need one label per "
+                   "image: save the .npz with y (or y_train and y_test)")  # fmt: skip
+
+
+def test_probe_rejects_an_image_size_the_encoder_does_not_take(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = pretrained
+    assert main(["probe", str(out), "--data.img_size", "8"]) == 2
+    assert "--data.img_size 8: the checkpoint's encoder takes 16 px images" in capsys.readouterr().err
+
+
+def test_probe_defaults_and_help_name_the_full_protocol(capsys: pytest.CaptureFixture[str]) -> None:
+    from jepaworld.config import ProbeConfig
+
+    assert (ProbeConfig().max_train, ProbeConfig().max_iter) == (20000, 300)
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--probe.max_train 0 --probe.max_iter 1000 runs the full protocol" in text
+
+
+# ----------------------------------------------------------------------------------------------------------
+# one-line errors before a run folder exists; the demo's banner
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("method.loss", "foo", "bad value 'foo' for method.loss: choose one of l1, smooth_l1, l2"),
+        ("model.size", "huge", "bad value 'huge' for model.size: choose one of micro, tiny, small, base"),
+        ("model.patch_size", "5", "--model.patch_size 5 does not divide --data.img_size 16"),
+        ("probe.pool", "foo", "bad value 'foo' for probe.pool: choose one of mean, mean_last4, grid2, grid2_last4"),
+    ],
+)
+def test_bad_enumerated_value_exits_2_before_the_run_folder(
+    key: str, value: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(tmp_path / "r"), f"--{key}", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"jepaworld pretrain: error: {message}") and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_demo_banner_names_the_dataset(tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import jepaworld.compare
+    from jepaworld.config import ConfigError
+
+    def stop(*args, **kwargs):  # the banner is all this test needs: no training
+        raise ConfigError("stopped after the banner")
+
+    monkeypatch.setattr(jepaworld.compare, "compare", stop)
+    assert main(["demo", "--out", str(tmp_path / "d"), "--data.name", "digits", "--data.img_size", "16"]) == 2
+    out = capsys.readouterr().out
+    assert "pretrain on scikit-learn's digits for 3 min" in out and "Fashion-MNIST" not in out
+    assert main(["demo", "--out", str(tmp_path / "e")]) == 2
+    assert "pretrain on Fashion-MNIST for 3 min" in capsys.readouterr().out

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from jepaworld.checkpoint import CheckpointError, save_checkpoint
 from jepaworld.config import ConfigError, ExperimentConfig, get_preset
@@ -146,6 +147,40 @@ def test_predictor_is_translation_invariant_in_time():
     for t in range(1, 6):
         window = predictor(z[:, t - 1 : t + 1], a[:, t - 1 : t + 1])[:, -1]  # the last `history` frames only
         assert torch.allclose(full[:, t], window, atol=1e-5)
+
+
+def test_latent_variable_captures_a_random_outcome():
+    """A gust the action does not determine pushes two features by +1 or -1 at random. Without z the predictor can
+    only learn the mean outcome (no push); with z, inferred through the bottleneck in training and drawn from the
+    prior at planning time, one of a few draws lands near whichever outcome happened, which is what planning by
+    sampling or by worst case relies on. Trained on embeddings directly: the encoder plays no part here."""
+
+    def gusts(n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z, a = torch.randn(n, 1, 16, generator=g), torch.rand(n, 1, 4, generator=g) * 2 - 1  # (n, 1, D), (n, 1, A)
+        sign = torch.randint(0, 2, (n, 1, 1), generator=g) * 2.0 - 1.0
+        return z, a, z + F.pad(sign.expand(n, 1, 2), (4, 10))  # features 4 and 5 move by ±1
+
+    errors = {}
+    for latent_dim in (0, 2):
+        torch.manual_seed(0)
+        model = build_method(config(target="online", regularizer="none", latent_dim=latent_dim), SPEC)
+        parts = [model.predictor] + ([model.bottleneck] if latent_dim else [])
+        opt = torch.optim.Adam([p for m in parts for p in m.parameters()], lr=3e-3)
+        g = torch.Generator().manual_seed(1)
+        for _ in range(200):
+            z, a, nxt = gusts(256, g)
+            latent = model.bottleneck(z, nxt, torch.randn(256, 1, latent_dim, generator=g)) if latent_dim else None
+            loss = F.mse_loss(model.predictor(z, a, latent), nxt)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        z, a, nxt = gusts(512, torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            draws = [model.prior_latent((512, 1), torch.Generator().manual_seed(3 + k)) for k in range(8)]
+            preds = torch.stack([model.predictor(z, a, d) for d in draws])  # (8, 512, 1, D)
+        errors[latent_dim] = (preds - nxt).pow(2).mean((2, 3)).min(0).values.mean().item()  # best of 8 draws
+    assert errors[0] == pytest.approx(2 / 16, rel=0.2)  # without z: the mean, a squared error of 1 on 2 of 16
+    assert errors[2] < 0.1 * errors[0], errors  # with z: one draw of 8 finds the outcome that happened
 
 
 def test_latent_variable_changes_predictions_and_respects_its_budget():

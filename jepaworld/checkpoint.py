@@ -21,11 +21,15 @@ from jepaworld.methods import DataSpec, Method, build_method
 
 FORMAT = "jepaworld-checkpoint/1"
 CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.jsonl"
+# What the trainer writes into a run folder that stopped (error, NaN, Ctrl-C) before its first checkpoint.
+STOPPED = "stopped.txt"
 # Keys that may differ when a run is resumed: they change how it runs, not what it computes (train.out: a run
-# folder that was moved or copied resumes from its new place).
+# folder that was moved or copied resumes from its new place). The probe and plan sections only set the defaults of
+# later commands.
 RESUMABLE_KEYS = {"train.progress", "train.time_budget_s", "train.threads", "train.device", "train.out"}
+RESUMABLE_SECTIONS = ("probe.", "plan.")
 # What a run writes before its first checkpoint (TensorBoard events go under tb/).
-RUN_FILES = {CONFIG, METRICS, "tb"}
+RUN_FILES = {CONFIG, METRICS, STOPPED, "tb"}
 
 
 class CheckpointError(ValueError):
@@ -111,10 +115,16 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     ]
 
 
+def mark_stopped(out: Path, why: str) -> None:
+    """Record in `out` that its run stopped before writing a checkpoint, so that the next command may replace it."""
+    atomic_write_text(f"{why}\n", out / STOPPED)
+
+
 def unsaved_run_files(out: Path) -> list[Path] | None:
-    """The files of a run that stopped before its first checkpoint (a bad value, a non-finite loss or Ctrl-C in
-    its first steps), or None when `out` holds a checkpoint or anything the trainer did not write."""
-    if not (out / CONFIG).is_file():
+    """The files of a run that stopped before its first checkpoint (a non-finite loss, an error or Ctrl-C in its
+    first steps; the trainer then writes `STOPPED`), or None when `out` holds a checkpoint, anything the trainer
+    did not write, or a run that may still be going (no `STOPPED`: a live run's folder is never replaced)."""
+    if not (out / CONFIG).is_file() or not (out / STOPPED).is_file():
         return None
     files = []
     for p in out.iterdir():
@@ -146,7 +156,8 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
             raise CheckpointError(f"{out}: nothing to resume ({why}); drop --resume to start afresh")
         saved = json.loads(conf.read_text())
         # Compare in JSON form: tuples in the live config are lists once saved.
-        diff = [k for k in config_diff(saved, json.loads(to_json(cfg))) if k not in RESUMABLE_KEYS]
+        diff = [k for k in config_diff(saved, json.loads(to_json(cfg)))
+                if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)]  # fmt: skip
         if diff:
             raise CheckpointError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
                                   "resume with the same preset and overrides, or use another --train.out")  # fmt: skip

@@ -220,6 +220,18 @@ def plan_run(args: argparse.Namespace, rest: list[str]) -> int:
     data = _data_path(args, cfg, run_dir)
     with open_episodes(data) as f:
         data_env = str(f.attrs["env"])
+    # The env the model was trained in, from its own training data where that is still there: `--data` only
+    # supplies episodes for the state probe, and must not let another env through.
+    trained = next((p for p in (Path(cfg.data.path), run_dir / cfg.data.path) if p.is_file()), None)
+    if trained is not None and trained.resolve() != data.resolve():
+        with open_episodes(trained) as f:
+            trained_env = str(f.attrs["env"])
+        if _env_key(trained_env) != _env_key(data_env):
+            from jepaworld.envs import display_env_name
+
+            shown, trained_env = display_env_name(data_env), display_env_name(trained_env)
+            raise ConfigError(f"--data {data}: holds {shown} episodes, but this world model was trained on "
+                              f"{trained_env} ({trained}); give episodes of {trained_env}")  # fmt: skip
     env = check_env(args.env or data_env, data_env, data)
     plan = plan_settings(args, cfg)
     weights = (f", goal-cost weights pixels {plan.pixel_weight:g} / proprioception {plan.proprio_weight:g}"

@@ -280,15 +280,17 @@ def gym_spec(env_id: str) -> Any:
     except gym.error.Error as error:
         raise ValueError(f"gym:{env_id}: {_one_line(error)}") from None
     unknown_namespace = namespace is not None and all(spec.namespace != namespace for spec in gym.registry.values())
-    for package in [module] if module else [namespace] if unknown_namespace else []:
+    package = module or (namespace if unknown_namespace else None)
+    if package:
         try:
             # Plugins may print on import (gymnasium-robotics does); keep it off our stdout.
             with contextlib.redirect_stdout(io.StringIO()):
                 importlib.import_module(package)
         except ImportError as error:
-            # A namespace need not be a package: then Gymnasium's own error below says what is missing.
-            if module:
-                raise ImportError(f"gym:{env_id}: cannot import {module!r}, which should register {name} "
+            # A namespace need not be a package (then Gymnasium's own error below says what is missing); but a
+            # package that exists and fails to import (a dependency of the plugin missing) must say so.
+            if module or not (isinstance(error, ModuleNotFoundError) and error.name == package):
+                raise ImportError(f"gym:{env_id}: importing {package!r}, which should register {name}, failed "
                                   f"({_one_line(error)})") from None  # fmt: skip
     try:
         return gym.spec(name)

@@ -297,7 +297,7 @@ def action_stats(actions: list[np.ndarray] | np.ndarray, limit: float | None) ->
     if len(actions) == 0:  # e.g. the first plan failed, or the episode started at its goal
         return {"max_action_norm": 0.0, "over_action_limit": 0}
     norms = np.linalg.norm(np.asarray(actions, dtype=np.float64).reshape(len(actions), -1), axis=-1)  # (T,)
-    # A hair above the limit, so that actions the planner clamped exactly onto it do not count as over it.
+    # A hair above the limit, so that an action whose norm is the limit up to float rounding does not count.
     over = int((norms > limit + 1e-6).sum()) if limit is not None else 0
     return {"max_action_norm": float(norms.max()), "over_action_limit": over}
 

@@ -28,6 +28,7 @@ from jepaworld.checkpoint import (
     METRICS,
     CheckpointError,
     load_strict,
+    mark_stopped,
     prepare_run_dir,
     read_checkpoint,
     save_checkpoint,
@@ -230,6 +231,10 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
                 pending = snapshot(done)
             if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
                 break
+    except BaseException as error:
+        if lead and not (out / CHECKPOINT).exists():  # nothing to resume: let the next command start afresh
+            mark_stopped(out, f"stopped at step {step} before the first checkpoint: {type(error).__name__} {error}")
+        raise
     finally:
         log.close()
     step = step + 1 if tc.steps > start else start

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,11 +105,18 @@ def test_flags_are_checked_before_any_folder_is_made_and_ignored_flags_are_noted
     assert "| random |" not in captured.out
 
 
-def test_plan_refuses_an_env_the_model_was_not_trained_in(trained, capsys):
+def test_plan_refuses_an_env_the_model_was_not_trained_in(trained, capsys, tmp_path):
     _, data, run = trained
     err = _error(capsys, ["plan", "eval", str(run), "--env", "pointmaze", "--episodes", "1"])
     assert "--env pointmaze: this world model was trained on tworooms episodes" in err and str(data) in err
     assert "unknown Gymnasium env gym:Nope-v0" in _error(capsys, ["plan", "eval", str(run), "--env", "gym:Nope-v0"])
+    # --data only feeds the state probe: episodes of another env must not let that env through.
+    other = tmp_path / "other.h5"
+    shutil.copy(data, other)
+    with h5py.File(other, "r+") as f:
+        f.attrs["env"] = "pointmaze"
+    err = _error(capsys, ["plan", "eval", str(run), "--data", str(other), "--env", "pointmaze", "--episodes", "1"])
+    assert f"--data {other}: holds pointmaze episodes, but this world model was trained on tworooms" in err
     # The same env under another spelling is accepted: the registry key and its alias, a gym id with its module.
     assert check_env("tworooms", "two_rooms", data) == "tworooms"
     assert check_env("two_rooms", "two_rooms", data) == "two_rooms"

@@ -202,13 +202,25 @@ def test_gym_pixels_wraps_a_namespaced_plugin_env():
         env.close()
 
 
+def test_a_plugin_that_fails_to_import_says_why(tmp_path, monkeypatch):
+    """A namespace whose package exists but cannot import (a dependency of the plugin missing) names that cause,
+    instead of Gymnasium's "namespace not found"."""
+    (tmp_path / "broken_plugin_xyz").mkdir()
+    (tmp_path / "broken_plugin_xyz" / "__init__.py").write_text("import missing_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ImportError, match=r"importing 'broken_plugin_xyz', which should register .*No module named "
+                       r"'missing_dependency_xyz'"):  # fmt: skip
+        make_env("gym:broken_plugin_xyz/Thing-v0")
+
+
 def test_unknown_gym_ids_are_one_line_errors():
     with pytest.raises(ValueError, match=r"^unknown Gymnasium env gym:Nope-v0 \(Environment `Nope` doesn't exist") as e:
         make_env("gym:Nope-v0")
     assert "gym:<module>:<EnvId>" in str(e.value) and "\n" not in str(e.value)
     with pytest.raises(ValueError, match=r"unknown Gymnasium env gym:no_such_namespace_xyz/Thing-v0 \(Namespace"):
         make_env("gym:no_such_namespace_xyz/Thing-v0")
-    with pytest.raises(ImportError, match=r"gym:no_such_module_xyz:Thing-v0: cannot import 'no_such_module_xyz'"):
+    with pytest.raises(ImportError, match=r"gym:no_such_module_xyz:Thing-v0: importing 'no_such_module_xyz', which "
+                       r"should register Thing-v0, failed"):  # fmt: skip
         make_env("gym:no_such_module_xyz:Thing-v0")
     with pytest.raises(ValueError, match=r"Pendulum-v0 .*Please use `Pendulum-v1`"):
         make_env("gym:Pendulum-v0")

@@ -21,10 +21,12 @@ import torch
 from jepaworld.checkpoint import (
     CHECKPOINT,
     CONFIG,
+    METRICS,
     CheckpointError,
     atomic_save,
     load_method,
     load_strict,
+    mark_stopped,
     prepare_run_dir,
     read_checkpoint,
 )
@@ -242,7 +244,9 @@ def test_run_that_stopped_before_its_first_checkpoint_starts_afresh(tmp_path: Pa
                        r"checkpoint\); drop --resume to start afresh"):  # fmt: skip
         train(good, resume=True)
     result, printed = quiet_train(good)
-    assert "stopped before its first checkpoint (config.json, metrics.jsonl, tb); starting afresh" in printed
+    assert (
+        "stopped before its first checkpoint (config.json, metrics.jsonl, stopped.txt, tb); starting afresh" in printed
+    )
     assert result.steps == 4 and from_dict(json.loads((tmp_path / "run" / CONFIG).read_text())) == good
     assert [r["step"] for r in metrics(tmp_path / "run")] == [2, 4]  # the failed run's rows are gone
 
@@ -267,6 +271,7 @@ def test_interrupted_first_steps_start_afresh(tmp_path: Path, make_cfg, monkeypa
 @pytest.mark.parametrize("extra", ["notes.txt", "tb/mine.txt"])
 def test_unsaved_run_with_foreign_files_is_kept(tmp_path: Path, micro_cfg, extra: str) -> None:
     prepare_run_dir(micro_cfg, resume=False)
+    mark_stopped(tmp_path / "run", "stopped at step 0")
     (tmp_path / "run" / extra).parent.mkdir(exist_ok=True)
     (tmp_path / "run" / extra).write_text("mine")
     with pytest.raises(CheckpointError, match=r"already holds other files \(.*\); move them away"):
@@ -274,12 +279,31 @@ def test_unsaved_run_with_foreign_files_is_kept(tmp_path: Path, micro_cfg, extra
     assert (tmp_path / "run" / extra).read_text() == "mine" and (tmp_path / "run" / CONFIG).exists()
 
 
+@pytest.mark.parametrize("files", [{CONFIG: '{"my": "settings"}', METRICS: "{}"}, "a run still going"])
+def test_folder_without_a_stopped_run_is_never_replaced(tmp_path: Path, micro_cfg, files) -> None:
+    """Only a run the trainer marked as stopped is replaced: not a user's own config.json, nor the folder of a run
+    that is still in its first steps (same files, no mark)."""
+    if files == "a run still going":
+        prepare_run_dir(micro_cfg, resume=False)
+        files = {METRICS: '{"step": 1}\n'}
+    for name, text in files.items():
+        (tmp_path / "run").mkdir(exist_ok=True)
+        (tmp_path / "run" / name).write_text(text)
+    before = {p.name: p.read_text() for p in (tmp_path / "run").iterdir()}
+    with pytest.raises(CheckpointError, match=r"already holds other files"):
+        prepare_run_dir(micro_cfg, resume=False)
+    assert {p.name: p.read_text() for p in (tmp_path / "run").iterdir()} == before
+
+
 def test_copied_run_resumes_from_its_new_folder(tmp_path: Path, make_cfg) -> None:
-    """train.out names where the run is, not what it computes: a moved or copied run folder resumes."""
-    quiet_train(make_cfg(tmp_path / "run", **{"train.steps": 4}))
+    """train.out names where the run is, not what it computes: a moved or copied run folder resumes and trains on.
+    The probe and plan sections only set later commands' defaults, so they may differ too."""
+    first, _ = quiet_train(make_cfg(tmp_path / "run", **{"train.steps": 6, "train.time_budget_s": 1e-9}))
+    assert first.steps < 6  # stopped by the time budget, with a checkpoint
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
-    result, _ = quiet_train(make_cfg(tmp_path / "copy", **{"train.steps": 4}), resume=True)
-    assert result.steps == 4 and result.run_dir == tmp_path / "copy"
+    later = make_cfg(tmp_path / "copy", **{"train.steps": 6, "probe.max_iter": 50, "plan.horizon": 3})
+    result, _ = quiet_train(later, resume=True)
+    assert result.steps == 6 and result.run_dir == tmp_path / "copy"
     assert read_checkpoint(tmp_path / "copy")["config"]["train"]["out"] == str(tmp_path / "copy")
 
 

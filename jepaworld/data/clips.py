@@ -60,7 +60,7 @@ def video_dataset(cfg: DataConfig, split: str) -> VideoDataset:
         raise DataError(f"dataset 'video' has only a train split (asked for '{split}'); probes do not apply to it")
     root = Path(cfg.path)
     if not root.exists():
-        if root not in preset_suite_paths():
+        if root.resolve() not in {p.resolve() for p in preset_suite_paths()}:
             raise DataError(f"{root}: no such suite or video folder; check --data.path, or write a suite there with "
                             f"`jepaworld physics generate --out {root}`")  # fmt: skip
         from jepaworld.physics import generate_suite

@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -160,7 +159,8 @@ def _stop_on_sigint() -> Iterator[Callable[[], bool]]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("stopping after the episode in progress (Ctrl-C again to stop now)", file=sys.stderr, flush=True)
+        # Straight to the file descriptor: print() could re-enter a stderr write the signal interrupted.
+        os.write(2, b"stopping after the episode in progress (Ctrl-C again to stop now)\n")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

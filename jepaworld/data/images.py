@@ -180,6 +180,8 @@ def _read_npz(path: Path, keys: tuple[str, ...] = ()) -> tuple[list[str], dict[s
                                 "numpy.savez(path, x=images, y=labels)")  # fmt: skip
             with f:
                 return list(f.files), {k: f[k] for k in keys if k in f.files}
+    except DataError:  # ours, already one line: not to be wrapped by the ValueError clause below
+        raise
     except FileNotFoundError as e:
         raise DataError(f"{path}: unreadable .npz (no such file); pass --data.path to an existing .npz") from e
     # np.load reads lazily: a truncated or corrupt archive fails while reading an array, as BadZipFile or zlib.error.
@@ -217,7 +219,7 @@ def npz(path: str | Path, split: str, *, img_size: int, channels: int, resize: b
 
 def held_out_split(labels: np.ndarray, split: str) -> np.ndarray:
     """Sorted indices of `split` in a seeded 80/20 split stratified by label: each class keeps 80% of its items
-    (at least one) for training and holds out the rest, so every class is in both splits in proportion."""
+    (at least one) for training and holds out the rest: a class of one item is in the training split only."""
     rng = np.random.default_rng(SPLIT_SEED)
     parts = []
     for c in np.unique(labels):
@@ -334,6 +336,8 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         try:
             with Image.open(f) as im:
                 arr, mode = _pixels(im, channels, f)
+        except DataError:  # a colour mode or depth we refuse: already one line naming the file and the fix
+            raise
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
             # PIL reports bad files as OSError (truncated, unidentified), ValueError or SyntaxError (headers).
             raise DataError(f"{f}: cannot read image ({e}); fix or remove the file") from e

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -271,62 +274,62 @@ def test_per_position_regularizer_sees_position_only_features_as_collapse(kind: 
 # the regulariser under DDP
 
 
-def _ddp_regulariser_grads(rank: int, init: str, kind: str, reg_on: str, out: str) -> None:
-    """One of two gloo ranks: a linear encoder + regulariser under DDP on this rank's half of a fixed batch."""
-    import torch.distributed as dist
-    from torch.nn.parallel import DistributedDataParallel
+# Run by `torchrun --nproc_per_node 2` (a subprocess with a timeout, as the trainer's DDP tests do: a spawned pool
+# inside pytest hung once in a full run). Each rank first computes one process's gradients on the whole batch,
+# before the process group exists, then the DDP gradients on its half; rank 0 saves both.
+DDP_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from jepaworld.losses import Regularizer
 
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
-    try:
-        model = DistributedDataParallel(_regularised_encoder(kind))
-        x = _ddp_batch(reg_on)[rank * 8 : (rank + 1) * 8]
-        loss, _ = model(x)
-        loss.backward()
-        if rank == 0:
-            torch.save({"loss": loss.detach(), **{n: p.grad for n, p in model.module.named_parameters()}}, out)
-    finally:
-        dist.destroy_process_group()
+kind, reg_on, out = sys.argv[1:4]
+torch.set_num_threads(1)
 
 
-class _RegularisedEncoder(torch.nn.Module):
-    def __init__(self, kind: str) -> None:
+class RegularisedEncoder(torch.nn.Module):
+    def __init__(self):
         super().__init__()
         self.encoder = torch.nn.Linear(6, 8)
         self.reg = Regularizer(kind=kind, dim=8, weight=0.7, expander_dim=16, slices=16)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, x):
         # A per-sample mean term beside the regulariser, as in the methods: DDP's gradient average handles it.
         z = self.encoder(x)
-        loss, logs = self.reg(z, step=5)
-        return loss + z.pow(2).mean(), logs
+        return self.reg(z, step=5)[0] + z.pow(2).mean()
 
 
-def _regularised_encoder(kind: str) -> _RegularisedEncoder:
+def model():
     torch.manual_seed(0)
-    return _RegularisedEncoder(kind)
+    return RegularisedEncoder()
 
 
-def _ddp_batch(reg_on: str) -> torch.Tensor:
-    shape = (16, 6) if reg_on == "pooled" else (16, 3, 6)  # (B, D) or (B, P, D)
-    return torch.randn(*shape, generator=gen(11)) * torch.linspace(0.2, 2.0, 6)
+shape = (16, 6) if reg_on == "pooled" else (16, 3, 6)  # (B, D) or (B, P, D)
+x = torch.randn(*shape, generator=torch.Generator().manual_seed(11)) * torch.linspace(0.2, 2.0, 6)
+single = model()
+single(x).backward()
+dist.init_process_group("gloo")
+rank = dist.get_rank()
+ddp = DistributedDataParallel(model())
+ddp(x[rank * 8 : (rank + 1) * 8]).backward()
+if rank == 0:
+    grads = lambda m: {n: p.grad for n, p in m.named_parameters()}  # noqa: E731
+    torch.save({"single": grads(single), "ddp": grads(ddp.module)}, out)
+dist.destroy_process_group()
+"""
 
 
 @pytest.mark.parametrize(("kind", "reg_on"), [("vicreg", "pooled"), ("vicreg", "tokens"), ("sigreg", "pooled")])
 def test_regulariser_under_ddp_gives_the_global_batch_gradient(kind: str, reg_on: str, tmp_path) -> None:
-    """Two gloo ranks with half the batch each get one process's loss and gradients on the whole batch: the
-    batch statistics are gathered across ranks, and the gather's backward scales back through DDP's average."""
-    import torch.multiprocessing as mp
-
-    out = tmp_path / "grads.pt"
-    init = f"file://{tmp_path / 'rendezvous'}"
-    mp.spawn(_ddp_regulariser_grads, args=(init, kind, reg_on, str(out)), nprocs=2, join=True)
-    ddp = torch.load(out)
-    model = _regularised_encoder(kind)
-    loss, _ = model(_ddp_batch(reg_on))
-    z = model.encoder(_ddp_batch(reg_on))
-    # rank 0's own loss: the global regulariser plus its half's mean term
-    assert ddp["loss"].item() == pytest.approx((loss - z.pow(2).mean() + z[:8].pow(2).mean()).item(), rel=1e-5)
-    loss.backward()
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(ddp[name], p.grad, rtol=1e-4, atol=1e-6, msg=f"{name}: gradient differs")
+    """Two gloo ranks with half the batch each get one process's gradients on the whole batch: the batch
+    statistics are gathered across ranks, and the gather's backward scales back through DDP's average."""
+    script, out = tmp_path / "ddp_grads.py", tmp_path / "grads.pt"
+    script.write_text(DDP_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           kind, reg_on, str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    grads = torch.load(out)
+    for name, g in grads["single"].items():
+        torch.testing.assert_close(grads["ddp"][name], g, rtol=1e-4, atol=1e-6, msg=f"{name}: gradient differs")

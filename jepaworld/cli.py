@@ -127,9 +127,11 @@ def _presets(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--minutes", type=float, default=3.0, help="pretraining wall time for each of I-JEPA and MAE")
+    # 2 minutes and 10k labels keep the whole demo near the 10 minutes on 2 cores that its issue asks for; the
+    # benchmark tables use 5-30 minutes and 20k-60k labels.
+    p.add_argument("--minutes", type=float, default=2.0, help="pretraining wall time for each of I-JEPA and MAE")
     p.add_argument("--out", default="runs/demo", help="run folder for checkpoints, table and plots")
-    p.add_argument("--max-train", type=int, default=20000, help="labelled images for the linear/kNN probes")
+    p.add_argument("--max-train", type=int, default=10000, help="labelled images for the linear/kNN probes")
     p.add_argument("--no-physics", action="store_true", help="skip the intuitive-physics section")
 
 

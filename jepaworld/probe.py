@@ -34,18 +34,22 @@ def pool_tokens(h: torch.Tensor, grid: tuple[int, int, int], pool: str) -> torch
 
 @torch.no_grad()
 def extract_pools(
-    encoder: VisionTransformer, images: torch.Tensor, pools: list[str], *, batch_size: int = 512
+    encoder: VisionTransformer, images: torch.Tensor, pools: list[str], *, batch_size: int | None = None
 ) -> dict[str, torch.Tensor]:
     """Frozen features {pool: (N, F)} of uint8 images (N, C, H, W), one encoder pass for every pooling.
 
     `mean` is the I-JEPA protocol (mean of the last block's tokens); `*_last4` concatenates the last 4 blocks;
     `grid2` keeps coarse layout with a 2x2 grid of token means. Every encoder in a table uses the same pooling.
+
+    `batch_size` defaults to 512 on a GPU and 64 on the CPU: on a 2-core CPU a ViT-Ti forward ran at 241 img/s in
+    batches of 64 and 168 img/s in batches of 512, whose (512, 64, 768) MLP activations no longer fit in cache.
     """
     unknown = [p for p in pools if p not in POOLS]
     if unknown:
         raise ValueError(f"unknown pooling '{unknown[0]}'; choose from {', '.join(POOLS)}")
     encoder.eval()
     device = next(encoder.parameters()).device
+    batch_size = batch_size or (64 if device.type == "cpu" else 512)
     layers = max(POOLS[p] for p in pools)
     out: dict[str, list[torch.Tensor]] = {p: [] for p in pools}
     for i in range(0, len(images), batch_size):
@@ -57,7 +61,7 @@ def extract_pools(
 
 
 def extract(
-    encoder: VisionTransformer, images: torch.Tensor, *, pool: str = "mean", batch_size: int = 512
+    encoder: VisionTransformer, images: torch.Tensor, *, pool: str = "mean", batch_size: int | None = None
 ) -> torch.Tensor:
     """Frozen features (N, F) with one pooling; see `extract_pools`."""
     return extract_pools(encoder, images, [pool], batch_size=batch_size)[pool]

@@ -271,6 +271,6 @@ def test_demo_banner_names_the_dataset(tmp_path: Path, monkeypatch, capsys: pyte
     monkeypatch.setattr(jepaworld.compare, "compare", stop)
     assert main(["demo", "--out", str(tmp_path / "d"), "--data.name", "digits", "--data.img_size", "16"]) == 2
     out = capsys.readouterr().out
-    assert "pretrain on scikit-learn's digits for 3 min" in out and "Fashion-MNIST" not in out
+    assert "pretrain on scikit-learn's digits for 2 min" in out and "Fashion-MNIST" not in out
     assert main(["demo", "--out", str(tmp_path / "e")]) == 2
-    assert "pretrain on Fashion-MNIST for 3 min" in capsys.readouterr().out
+    assert "pretrain on Fashion-MNIST for 2 min" in capsys.readouterr().out

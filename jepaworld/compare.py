@@ -79,7 +79,7 @@ def probe_all(
         tr = tr.subset(probe_cfg.max_train)  # only the labelled images a probe uses need encoding
     te = build_dataset(cfg.data, "test")
     results: dict[str, list[ProbeResult]] = {p: [] for p in pools}
-    # Probing takes minutes on 2 cores (the demo: about 10); say what is happening instead of going quiet.
+    # Probing takes minutes on 2 cores (the demo: about 4.5); say what is happening instead of going quiet.
     print(f"probing {len(runs) + 2 * baselines} feature sets on {len(tr.labels)} labelled / {len(te.labels)} test "
           f"images (linear, kNN, {probe_cfg.shots}-shot)", flush=True)  # fmt: skip
 

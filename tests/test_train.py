@@ -136,17 +136,23 @@ def test_features_beat_random_init(tmp_path: Path, make_cfg, metrics) -> None:
 # exact resume
 
 
-def test_exact_resume(straight, tmp_path: Path, make_cfg, metrics, monkeypatch) -> None:
-    """Crash during step 11 (after the step-10 checkpoint is verified and written), resume: same weights, metrics."""
-    cfg = make_cfg(tmp_path / "run", **STRAIGHT)
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, step: int):
+    """Make JEPA's forward raise KeyboardInterrupt (a Ctrl-C) when it reaches `step`; returns the real forward."""
     real_forward = JEPA.forward
 
-    def crash_at_11(self, batch):
-        if int(self.step) == 11:
+    def forward(self, batch):
+        if int(self.step) == step:
             raise KeyboardInterrupt
         return real_forward(self, batch)
 
-    monkeypatch.setattr(JEPA, "forward", crash_at_11)
+    monkeypatch.setattr(JEPA, "forward", forward)
+    return real_forward
+
+
+def test_exact_resume(straight, tmp_path: Path, make_cfg, metrics, monkeypatch) -> None:
+    """Crash during step 11 (after the step-10 checkpoint is verified and written), resume: same weights, metrics."""
+    cfg = make_cfg(tmp_path / "run", **STRAIGHT)
+    real_forward = interrupt_at(monkeypatch, 11)
     with pytest.raises(KeyboardInterrupt):
         quiet_train(cfg)
     assert read_checkpoint(tmp_path / "run")["step"] == 10
@@ -254,14 +260,7 @@ def test_run_that_stopped_before_its_first_checkpoint_starts_afresh(tmp_path: Pa
 def test_interrupted_first_steps_start_afresh(tmp_path: Path, make_cfg, monkeypatch) -> None:
     """Ctrl-C before the first checkpoint: the same command runs again without --resume."""
     cfg = make_cfg(tmp_path / "run", **{"train.steps": 4})
-    real_forward = JEPA.forward
-
-    def interrupt_at_2(self, batch):
-        if int(self.step) == 2:
-            raise KeyboardInterrupt
-        return real_forward(self, batch)
-
-    monkeypatch.setattr(JEPA, "forward", interrupt_at_2)
+    real_forward = interrupt_at(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         quiet_train(cfg)
     monkeypatch.setattr(JEPA, "forward", real_forward)

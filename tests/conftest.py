@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,18 @@ def micro_config(out: Path | str, preset: str = "ijepa-digits-micro", **override
     base = {"train.out": str(out), "train.threads": "1", "train.progress": "false", "train.device": "cpu"}
     base.update({k: str(v) for k, v in overrides.items()})
     return apply_overrides(get_preset(preset), base)
+
+
+def torchrun_2(*args: str, timeout: float) -> None:
+    """Run `torchrun --standalone --nproc_per_node 2 ARGS` (two gloo ranks, one thread each) and assert it succeeded.
+
+    A subprocess with a timeout, not `mp.spawn`: a spawned pool inside pytest hung once in a full run.
+    """
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
+    proc = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def read_metrics(run_dir: Path | str) -> list[dict]:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import torchrun_2
 
 from jepaworld.losses import (
     Regularizer,
@@ -274,9 +272,8 @@ def test_per_position_regularizer_sees_position_only_features_as_collapse(kind: 
 # the regulariser under DDP
 
 
-# Run by `torchrun --nproc_per_node 2` (a subprocess with a timeout, as the trainer's DDP tests do: a spawned pool
-# inside pytest hung once in a full run). Each rank first computes one process's gradients on the whole batch,
-# before the process group exists, then the DDP gradients on its half; rank 0 saves both.
+# Run by `torchrun --nproc_per_node 2` (`conftest.torchrun_2`). Each rank first computes one process's gradients on
+# the whole batch, before the process group exists, then the DDP gradients on its half; rank 0 saves both.
 DDP_SCRIPT = """
 import sys
 import torch
@@ -326,10 +323,7 @@ def test_regulariser_under_ddp_gives_the_global_batch_gradient(kind: str, reg_on
     statistics are gathered across ranks, and the gather's backward scales back through DDP's average."""
     script, out = tmp_path / "ddp_grads.py", tmp_path / "grads.pt"
     script.write_text(DDP_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
-           kind, reg_on, str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_2(str(script), kind, reg_on, str(out), timeout=180)
     grads = torch.load(out)
     for name, g in grads["single"].items():
         torch.testing.assert_close(grads["ddp"][name], g, rtol=1e-4, atol=1e-6, msg=f"{name}: gradient differs")

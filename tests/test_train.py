@@ -11,12 +11,11 @@ import itertools
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import torchrun_2
 
 from jepaworld.checkpoint import (
     CHECKPOINT,
@@ -533,11 +532,7 @@ def run_ddp(out: Path, settings: dict) -> None:
     args = ["--preset", "ijepa-digits-micro", "--train.out", str(out)]
     for key, value in {**settings, "train.threads": 1, "train.progress": "false", "train.device": "cpu"}.items():
         args += [f"--{key}", str(value)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "jepaworld.cli", "pretrain", *args]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    torchrun_2("-m", "jepaworld.cli", "pretrain", *args, timeout=240)
 
 
 def test_ddp_matches_single_process(straight, tmp_path: Path, metrics) -> None:

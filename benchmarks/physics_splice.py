@@ -13,6 +13,16 @@ window whose hidden part starts at the splice frame t_div, and compare the possi
 
 A violation can only be detected when the target change is large against the prediction error. Prints the
 median over scenes of each, per property.
+
+Then whether the predictor uses its context at all. On every possible test video, in windows starting at frames
+0, w, 2w, ... (w the window length), the hidden part's error (L1 per token, as above) of four predictions:
+
+- the predictor from the clip's own context (the surprise the checkpoint computes);
+- the predictor from another video's context (the batch rolled by one), same positions;
+- the mean target over the batch at each position, which needs no context;
+- the targets of the last context slot, copied forward ("nothing moves"), which needs no model.
+
+A predictor that models the dynamics beats all three; one that ignores its context scores like the batch mean.
 """
 
 from __future__ import annotations
@@ -66,6 +76,33 @@ def main() -> None:
             raise SystemExit(f"{args.suite}: no quadruplet scenes of {prop!r}; use a suite with quadruplet properties")
         m = np.median(np.asarray(rows), axis=0)
         print(f"| {prop} | {len(rows)} | {m[0]:.3f} | {m[1]:.3f} | {m[2]:.3f} | {m[3]:.3f} |")
+    context_use(scorer, index, args.suite, k)
+
+
+def context_use(scorer: JEPAScorer, index: list[dict], suite: str, k: int) -> None:
+    span = (scorer.frames - 1) * scorer.frame_step + 1
+    windows = []
+    for e in index:
+        if e["split"] == "test" and e["kind"] == "possible":
+            video, _ = load_video(Path(suite) / e["file"], scorer)
+            windows += [video[s : s + span : scorer.frame_step] for s in range(0, len(video) - span + 1, span)]
+    clips = torch.from_numpy(np.stack(windows)).permute(0, 4, 1, 2, 3).float().div(255.0)  # (B, 3, T, S, S)
+    m, (t, h, w), B = scorer.method, scorer.grid, clips.shape[0]
+    ctx, tgt = scorer.future(B, k)
+    with torch.inference_mode():
+        full = m.targets(clips).view(B, t, h * w, -1)  # (B, t, hw, D) layer-normed
+        target = full[:, k:]  # the hidden slots
+        preds = {
+            "own context": m.predict(clips, ctx, tgt.unsqueeze(1))[1][:, 0].view(target.shape),
+            "another video's context": m.predict(clips.roll(1, 0), ctx, tgt.unsqueeze(1))[1][:, 0].view(target.shape),
+            "batch-mean target": target.mean(0, keepdim=True),
+            "last context slot copied": full[:, k - 1 : k],
+        }
+        errs = {name: (p - target).abs().mean().item() for name, p in preds.items()}
+    print(f"\nHidden-part error on {B} windows of the possible test videos ({k} of {t} slots as context):")
+    print("| " + " | ".join(errs) + " |")
+    print("|" + "---|" * len(errs))
+    print("| " + " | ".join(f"{e:.4f}" for e in errs.values()) + " |")
 
 
 if __name__ == "__main__":

@@ -262,6 +262,12 @@ class Predictor(nn.Module):
     Context tokens (B, Nc, D_enc) are projected to the predictor width and given their positions; a shared
     learned mask token plus the target positions stands in for each target. Outputs at the target slots are
     projected to `out_dim` (the encoder width for JEPA, patch pixels for the MAE decoder).
+
+    `carry_grid=(t, hw)` (videos): a target's query also gets the projected context token at its own spatial
+    position in the latest earlier time slot that the context holds, if any. Predicting a future frame then starts
+    from "nothing moved" and only has to learn the change. Without it a small predictor on a causal mask did worse
+    than copying the last context slot's features forward (BENCHMARKS.md, intuitive physics). A tube mask hides a
+    position in every slot, so its queries get nothing carried and stay as without the option.
     """
 
     def __init__(
@@ -274,9 +280,13 @@ class Predictor(nn.Module):
         depth: int,
         num_heads: int,
         out_dim: int,
+        carry_grid: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         assert pos.shape == (num_patches, dim), f"positions {tuple(pos.shape)} != ({num_patches}, {dim})"
+        if carry_grid is not None and carry_grid[0] * carry_grid[1] != num_patches:
+            raise ValueError(f"carry_grid={carry_grid} does not cover the {num_patches} positions")
+        self.carry_grid = carry_grid
         self.embed = nn.Linear(in_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.register_buffer("pos_embed", pos.unsqueeze(0), persistent=False)  # (1, N, d)
@@ -299,8 +309,12 @@ class Predictor(nn.Module):
         B, M, Nt = tgt_idx.shape if blocks else (tgt_idx.shape[0], 1, tgt_idx.shape[1])
         Nc = ctx_idx.shape[1]
         pos = self.pos_embed.expand(B, -1, -1)  # (B, N, d)
-        x = self.embed(ctx) + gather_tokens(pos, ctx_idx)  # (B, Nc, d)
-        m = self.mask_token.expand(B, M * Nt, -1) + gather_tokens(pos, tgt_idx.reshape(B, M * Nt))  # (B, M*Nt, d)
+        c = self.embed(ctx)  # (B, Nc, d)
+        x = c + gather_tokens(pos, ctx_idx)
+        flat_tgt = tgt_idx.reshape(B, M * Nt)
+        m = self.mask_token.expand(B, M * Nt, -1) + gather_tokens(pos, flat_tgt)  # (B, M*Nt, d)
+        if self.carry_grid is not None:
+            m = m + self._carried(c, ctx_idx, flat_tgt)
         x = torch.cat([x, m], dim=1)  # (B, Nc + M*Nt, d)
         attn = None
         if M > 1:
@@ -312,12 +326,35 @@ class Predictor(nn.Module):
         out = self.head(self.norm(x[:, Nc:]))  # (B, M*Nt, out_dim)
         return out.view(B, M, Nt, -1) if blocks else out
 
+    def _carried(self, ctx: torch.Tensor, ctx_idx: torch.Tensor, tgt_idx: torch.Tensor) -> torch.Tensor:
+        """ctx (B, Nc, d) projected context, indices (B, Nc), (B, K) -> (B, K, d): for each target, the context
+        token at its spatial position in the latest earlier slot the context holds, or zeros where there is none."""
+        t, hw = self.carry_grid  # type: ignore[misc]
+        B, _, d = ctx.shape
+        dense = ctx.new_zeros(B, t * hw, d).scatter(1, ctx_idx.unsqueeze(-1).expand(-1, -1, d), ctx)  # (B, N, d)
+        slot = torch.arange(t, device=ctx.device).repeat_interleave(hw).expand(B, -1)  # (B, N) time slot of each
+        held = torch.full((B, t * hw), -1, dtype=torch.long, device=ctx.device).scatter(
+            1, ctx_idx, slot.gather(1, ctx_idx)
+        )
+        # Latest held slot at or before each (slot, position); a target is never in the context, so "at" is "before".
+        latest = held.view(B, t, hw).cummax(dim=1).values.view(B, t * hw)  # (B, N), -1 where none
+        src = latest.gather(1, tgt_idx)  # (B, K)
+        pos_in_frame = tgt_idx % hw
+        carried = gather_tokens(dense, (src.clamp(min=0) * hw + pos_in_frame))  # (B, K, d)
+        return carried * (src >= 0).unsqueeze(-1).to(carried.dtype)
 
-def predictor_for(encoder: VisionTransformer, *, dim: int, depth: int, num_heads: int, out_dim: int) -> Predictor:
-    """A predictor on the same token grid as `encoder`, with sin-cos positions at its own width."""
+
+def predictor_for(
+    encoder: VisionTransformer, *, dim: int, depth: int, num_heads: int, out_dim: int, carry: bool = False
+) -> Predictor:
+    """A predictor on the same token grid as `encoder`, with sin-cos positions at its own width. `carry`: see
+    `Predictor` (videos only)."""
     t, h, w = encoder.grid
-    pos = sincos_3d(t, h, w, dim) if encoder.patch_embed.video else sincos_2d(h, w, dim)
+    video = encoder.patch_embed.video
+    if carry and not video:
+        raise ValueError("carry needs a video encoder: it carries tokens forward in time")
+    pos = sincos_3d(t, h, w, dim) if video else sincos_2d(h, w, dim)
     return Predictor(
         num_patches=encoder.num_patches, pos=pos, in_dim=encoder.dim, dim=dim, depth=depth,
-        num_heads=num_heads, out_dim=out_dim,
+        num_heads=num_heads, out_dim=out_dim, carry_grid=(t, h * w) if carry else None,
     )  # fmt: skip

@@ -152,6 +152,41 @@ def test_predictor_blocks_in_one_pass_are_independent() -> None:
     torch.testing.assert_close(pred.head(pred.norm(x[:, 5:])), out[:, 2])
 
 
+def test_predictor_carry_takes_latest_earlier_context_token_at_the_same_position() -> None:
+    # A (t=3, 2x2) grid. The context holds all of slot 0 and position 1 of slot 1; the query of each target gets
+    # the projected context token at its own position in the latest earlier slot held, and nothing when none is.
+    d = 8
+    pred = Predictor(
+        num_patches=12, pos=sincos_3d(3, 2, 2, d), in_dim=d, dim=d, depth=1, num_heads=2, out_dim=d, carry_grid=(3, 4)
+    )
+    ctx, ctx_idx = torch.randn(1, 5, d), torch.tensor([[0, 1, 2, 3, 5]])
+    tgt = torch.tensor([[4, 6, 8, 9, 11]])  # slot 1: positions 0, 2; slot 2: positions 0, 1, 3
+    c = pred.embed(ctx)[0]
+    torch.testing.assert_close(pred._carried(pred.embed(ctx), ctx_idx, tgt)[0], c[[0, 2, 0, 4, 3]])
+    # A tube (position 0 hidden in every slot) carries nothing.
+    assert pred._carried(pred.embed(ctx[:, :1]), torch.tensor([[1]]), torch.tensor([[0, 4, 8]])).abs().sum() == 0
+    # Through a predictor without attention (depth 0) each output sees only its own query: changing the carried
+    # token changes its target's prediction and no other, and the same weights without carry see no change.
+    flat = Predictor(
+        num_patches=12, pos=sincos_3d(3, 2, 2, d), in_dim=d, dim=d, depth=0, num_heads=2, out_dim=d, carry_grid=(3, 4)
+    )
+    plain = Predictor(num_patches=12, pos=sincos_3d(3, 2, 2, d), in_dim=d, dim=d, depth=0, num_heads=2, out_dim=d)
+    plain.load_state_dict(flat.state_dict())  # no parameters added: the checkpoint format is unchanged
+    moved = ctx.clone()
+    moved[0, 2] += 1.0  # position 2 of slot 0: carried into target 6 only
+    changed = (flat(moved, ctx_idx, tgt) - flat(ctx, ctx_idx, tgt)).abs().sum(-1)[0]
+    assert changed[1] > 0 and changed[[0, 2, 3, 4]].max() == 0
+    torch.testing.assert_close(plain(moved, ctx_idx, tgt), plain(ctx, ctx_idx, tgt))
+
+
+def test_predictor_carry_needs_a_video_encoder() -> None:
+    with pytest.raises(ValueError, match="carry needs a video encoder"):
+        predictor_for(micro(), dim=8, depth=1, num_heads=2, out_dim=8, carry=True)
+    with pytest.raises(ValueError, match="carry_grid"):
+        Predictor(num_patches=12, pos=torch.zeros(12, 8), in_dim=8, dim=8, depth=1, num_heads=2, out_dim=8,
+                  carry_grid=(2, 4))  # fmt: skip
+
+
 def test_depth_override() -> None:
     assert len(micro(depth=5).blocks) == 5
     assert len(micro().blocks) == VIT_SIZES["micro"].depth
@@ -218,6 +253,8 @@ CONTRACT_CASES = [(name, {}) for name in METHODS] + [
     ("ijepa", {"method.regularizer": "sigreg", "method.sigreg_slices": "8"}),
     ("ijepa", {"method.loss": "l2"}),
     ("mae", {"method.norm_pix_loss": "false"}),
+    ("vjepa", {"model.pred_carry": "true", "mask.future_weight": "1.0"}),
+    ("videomae", {"model.pred_carry": "true", "mask.future_weight": "1.0"}),
 ]
 
 

@@ -73,7 +73,9 @@ def build_vjepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
     """V-JEPA (Bardes et al. 2024): the JEPA class on a tubelet encoder with multi-block tube masks."""
     enc = build_encoder(cfg, spec)
     m, me = cfg.model, cfg.method
-    pred = predictor_for(enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=enc.dim)
+    pred = predictor_for(
+        enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=enc.dim, carry=m.pred_carry
+    )
     return JEPA(
         encoder=enc, predictor=pred, mask=vjepa_mask(cfg.mask, enc.grid), loss=me.loss, target=me.target,
         ema=(me.ema_start, me.ema_end), regularizer=build_regularizer(cfg, enc.dim), reg_on=me.reg_on,
@@ -86,7 +88,9 @@ def build_videomae(cfg: ExperimentConfig, spec: DataSpec) -> MAE:
     enc = build_encoder(cfg, spec)
     m = cfg.model
     pixels = spec.channels * enc.patch_size**2 * enc.tubelet
-    dec = predictor_for(enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=pixels)
+    dec = predictor_for(
+        enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=pixels, carry=m.pred_carry
+    )
     mask = videomae_mask(cfg.mask, enc.grid)
     return MAE(encoder=enc, decoder=dec, mask=mask, norm_pix_loss=cfg.method.norm_pix_loss)  # type: ignore[arg-type]
 

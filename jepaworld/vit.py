@@ -332,15 +332,13 @@ class Predictor(nn.Module):
         t, hw = self.carry_grid  # type: ignore[misc]
         B, _, d = ctx.shape
         dense = ctx.new_zeros(B, t * hw, d).scatter(1, ctx_idx.unsqueeze(-1).expand(-1, -1, d), ctx)  # (B, N, d)
-        slot = torch.arange(t, device=ctx.device).repeat_interleave(hw).expand(B, -1)  # (B, N) time slot of each
-        held = torch.full((B, t * hw), -1, dtype=torch.long, device=ctx.device).scatter(
-            1, ctx_idx, slot.gather(1, ctx_idx)
-        )
+        # The time slot of each context token at its index, -1 elsewhere.
+        held = torch.full((B, t * hw), -1, dtype=torch.long, device=ctx.device).scatter(1, ctx_idx, ctx_idx // hw)
         # Latest held slot at or before each (slot, position); a target is never in the context, so "at" is "before".
         latest = held.view(B, t, hw).cummax(dim=1).values.view(B, t * hw)  # (B, N), -1 where none
         src = latest.gather(1, tgt_idx)  # (B, K)
         pos_in_frame = tgt_idx % hw
-        carried = gather_tokens(dense, (src.clamp(min=0) * hw + pos_in_frame))  # (B, K, d)
+        carried = gather_tokens(dense, src.clamp(min=0) * hw + pos_in_frame)  # (B, K, d)
         return carried * (src >= 0).unsqueeze(-1).to(carried.dtype)
 
 

@@ -7,23 +7,25 @@ model's prediction error ("surprise") is compared within matched pairs: the impo
 more than its possible twin.
 
 World: the unit square with y growing downwards (as in images), side walls `WALL` thick, a floor whose top is
-at `FLOOR`, gravity, bouncy collisions with floor and walls, and 1-3 circles or squares. A scene has either a
-static screen (occluder) standing on the floor, or a solid barrier (a low interior wall the bodies bounce off,
-side or top), or neither. Objects do not collide with each other: they sit at different depths and are drawn
-in a fixed order, the screen in front of all. Time runs over one unit per video whatever the
-frame count, so a seed shows the same events at any `size` and (up to the integration step) any `frames`.
+at `FLOOR`, a ceiling at the top edge that only a body falling upward reaches, gravity, bouncy collisions with
+floor, walls and ceiling, and 1-3 circles or squares. A scene has either a static screen (occluder) standing on
+the floor, or a solid barrier (a low interior wall the bodies bounce off, side or top), or neither. Objects do
+not collide with each other: they sit at different depths and are drawn in a fixed order, the screen in front of
+all. Time runs over one unit per video whatever the frame count, so a seed shows the same events at any `size`
+and (up to the integration step) any `frames`.
 
 A scene is drawn from `np.random.default_rng(seed)`, so a seed gives the same video bit for bit. Permanence,
 continuity, shape and colour are tested with IntPhys's quadruplets (`make_quad`): a second possible video B of
 the scene (one body absent, elsewhere, reshaped or recoloured from the start) and two impossible videos spliced
 from A and B at one frame, so that the impossible pair shows the same images as the possible pair. Gravity and
-solidity have no possible counterpart; their impossible twin replays the scene and applies one event (the body
-floats, or passes through the barrier instead of bouncing off it) at an onset frame (`make_pair`). Solidity
-uses the interior barrier, not the floor or the side walls, so the body stays in view after the violation and
-the impossible twin has as much to predict as its possible partner. The choices come from a second generator
-seeded by (seed, property), so the scene itself never changes. `t_div` is measured on the pixels, not assumed: the first
-frame where a pair differs (for an object vanishing behind the screen, the frame where it should have come back
-out).
+solidity have no possible counterpart; their impossible twin replays the scene and applies one event at an
+onset frame (`make_pair`): the body floats or falls upward (a coin per scene picks which, so that the twin
+moves less in about half the scenes and more in the rest), or it passes through the barrier instead of
+bouncing off it. Solidity uses the interior barrier, not the floor or the side walls, so the body stays in view
+after the violation and the impossible twin has as much to predict as its possible partner. The choices come
+from a second generator seeded by (seed, property), so the scene itself never changes. `t_div` is measured on
+the pixels, not assumed: the first frame where a pair differs (for an object vanishing behind the screen, the
+frame where it should have come back out).
 """
 
 from __future__ import annotations
@@ -197,13 +199,15 @@ def _apply_event(b: _Bodies, ev: _Event) -> None:
         raise ValueError(f"unknown event kind {ev.kind!r}")
 
 
-def _land(b: _Bodies, on: np.ndarray, top: float, dt: float) -> np.ndarray:
-    """Bodies `on` (K,) bool pushed into a surface at height `top` from above: clamp them onto it, reflect the
-    downward speed, let slow bounces come to rest, apply friction. Returns the (K,) impact speeds."""
-    falling = on & (b.vel[:, 1] > 0)
-    hit = np.where(falling, b.vel[:, 1], 0.0)
-    b.pos[on, 1] = top - b.radius[on]
-    b.vel[falling, 1] *= -RESTITUTION_FLOOR
+def _land(b: _Bodies, on: np.ndarray, surface: float, dt: float, *, down: bool = True) -> np.ndarray:
+    """Bodies `on` (K,) bool pushed into a surface at height `surface`, from above (`down`) or from below: clamp
+    them onto it, reflect the speed into it, let slow bounces come to rest, apply friction. Returns the (K,)
+    impact speeds."""
+    s = 1.0 if down else -1.0
+    into = on & (s * b.vel[:, 1] > 0)
+    hit = np.where(into, s * b.vel[:, 1], 0.0)
+    b.pos[on, 1] = surface - s * b.radius[on]
+    b.vel[into, 1] *= -RESTITUTION_FLOOR
     b.vel[on & (np.abs(b.vel[:, 1]) < REST_SPEED), 1] = 0.0
     b.vel[on, 0] *= 1.0 - FRICTION * dt
     return hit
@@ -220,6 +224,9 @@ def _advance(
         b.vel[:, 1] += GRAVITY * b.gscale * dt
         b.pos += b.vel * dt
         _land(b, b.pos[:, 1] + r > FLOOR, FLOOR, dt)
+        # The top edge of the frame is a ceiling. No possible video reaches it (a body starts at least 0.15 + r
+        # down and is kicked up at most 1.5, which rises 0.14); it keeps a body that falls upward in view.
+        _land(b, b.pos[:, 1] - r < 0.0, 0.0, dt, down=False)
         # Side walls: clamp inside, reflect the speed heading into the wall.
         left = b.pos[:, 0] - r < WALL
         right = b.pos[:, 0] + r > 1.0 - WALL
@@ -462,12 +469,18 @@ def _plan_color(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _C
 
 
 def _plan_gravity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:
-    falling, resting = _falling(scene, trace), _resting(scene, trace)
-    floating = _shuffled(rng, [(t, i) for t, i in every if falling[t - 1, i]])
+    # A coin per scene picks the variant tried first. "float" stops a falling body in mid-air, so the impossible
+    # twin moves less than its partner; "fall_upward" reverses a body's gravity and it falls to the ceiling, so
+    # the twin moves more (a resting body lifts off) or about as much (a body in flight turns round). Balanced,
+    # a score that follows only how much moves cannot win the property either way.
+    lift_first = rng.random() < 0.5
+    falling, resting, hidden = _falling(scene, trace), _resting(scene, trace), _hidden(scene, trace)
+    floats = _shuffled(rng, [(t, i) for t, i in every if falling[t - 1, i]])
     grounded = _shuffled(rng, [(t, i) for t, i in every if resting[t - 1, i]])
-    return [_Event(onset=t, kind="float", body=i, detail="float") for t, i in floating] + [
-        _Event(onset=t, kind="fall_upward", body=i, detail="fall_upward") for t, i in grounded
-    ]
+    flying = _shuffled(rng, [(t, i) for t, i in every if not resting[t - 1, i] and not hidden[t - 1, i]])
+    stop = [_Event(onset=t, kind="float", body=i, detail="float") for t, i in floats]
+    lift = [_Event(onset=t, kind="fall_upward", body=i, detail="fall_upward") for t, i in grounded + flying]
+    return lift + stop if lift_first else stop + lift
 
 
 def _plan_solidity(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _Candidates) -> list[_Event]:

@@ -32,7 +32,7 @@ from jepaworld.checkpoint import CHECKPOINT, read_checkpoint
 from jepaworld.compare import calibrate_steps, with_steps
 from jepaworld.config import apply_overrides, get_preset
 from jepaworld.physics import generate_suite
-from jepaworld.physics_eval import evaluate, format_table, to_json
+from jepaworld.physics_eval import evaluate, format_table, format_variants, to_json
 from jepaworld.surprise import load_scorer, random_scorer
 from jepaworld.train import train
 
@@ -99,7 +99,8 @@ def main() -> None:
         res = evaluate(scorers, suite, stride=args.stride, top=top)
         results[str(top)] = to_json(res)
         tables.append(f"Hidden frames scored by the mean of {'all' if top == 1 else f'the top {top:g} of'} their "
-                      f"token errors (`--top {top:g}`):\n\n{format_table(res)}")  # fmt: skip
+                      f"token errors (`--top {top:g}`):\n\n{format_table(res)}\n\nPairwise accuracy by variant of "
+                      f"the violation, mean / max score:\n\n{format_variants(res)}\n")  # fmt: skip
         print(tables[-1], flush=True)
     eval_s = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)

@@ -89,7 +89,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from jepaworld.physics_eval import evaluate, format_table, to_json
+    from jepaworld.physics_eval import evaluate, format_table, format_variants, to_json
     from jepaworld.surprise import load_scorer, random_scorer
     from jepaworld.train import resolve_device
 
@@ -109,6 +109,8 @@ def _eval(args: argparse.Namespace) -> int:
         "the same frames in both, so only the violation can decide); AUROC over all test videos of a property "
         "(impossible = 1); overall excludes the colour control."
     )
+    if variants := format_variants(results):
+        print(f"\npairwise accuracy by variant of the violation:\n{variants}")
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=2))
     return 0

@@ -17,6 +17,9 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
   For a property tested with single pairs (gravity, solidity), relative equals pairwise accuracy.
 - AUROC of the max score over all test videos of the property (impossible = 1), which unlike pairwise accuracy
   also asks that scores be comparable *across* scenes.
+- pairwise accuracy per variant of each violation (the index's `detail`: "float" or "fall_upward", "vanish" or
+  "appear", ...), a diagnostic: variants whose impossible twin shows less than its partner against those that
+  show more tell how far a score follows the content rather than the violation.
 
 "overall" pools every property except the controls (colour change), which are reported separately.
 """
@@ -24,7 +27,7 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +62,9 @@ class PropertyScore:
     relative_max: float
     relative_mean: float
     auroc: float
+    # {detail: {"pairs": n, "pairwise_max": a, "pairwise_mean": b}} per variant of the violation; empty for
+    # `overall` and for suites whose index has no details
+    variants: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,13 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
     by_pair: dict[str, dict[str, VideoScore]] = {}
     scene_of: dict[str, str] = {}
     prop_of: dict[str, str] = {}
+    detail_of: dict[str, str | None] = {}
     for v in index["videos"]:
         if v["split"] == "test":
             by_pair.setdefault(v["pair"], {})[v["kind"]] = scores[v["file"]]
             scene_of[v["pair"]] = v.get("scene") or v["pair"]  # suites before quadruplets: one pair per scene
             prop_of[v["pair"]] = v["property"]
+            detail_of[v["pair"]] = v.get("detail")
     controls = set(index.get("control_properties", CONTROL_PROPERTIES))
     groups: dict[str, list[str]] = {}
     for pair, prop in prop_of.items():
@@ -164,6 +172,17 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
             relative_mean=_relative(pos, imp, scene_ix, "mean"),
             auroc=float(roc_auc_score([0] * len(pos) + [1] * len(imp), [s.max for s in pos + imp])),
         )
+        if prop == OVERALL:
+            continue
+        by_detail: dict[str, list[int]] = {}
+        for i, p in enumerate(names):
+            if detail_of[p] is not None:
+                by_detail.setdefault(detail_of[p], []).append(i)
+        out[prop].variants = {
+            d: {"pairs": len(ix), "pairwise_max": _pairwise([(pos[i].max, imp[i].max) for i in ix]),
+                "pairwise_mean": _pairwise([(pos[i].mean, imp[i].mean) for i in ix])}
+            for d, ix in by_detail.items()
+        }  # fmt: skip
     return out
 
 
@@ -203,6 +222,23 @@ def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:
             cells = [f"{100 * getattr(res[k], attr):.0f}%" if attr != "auroc" else f"{res[k].auroc:.2f}" for k in keys]
             lines.append(f"| {name} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def format_variants(results: dict[str, dict[str, PropertyScore]]) -> str:
+    """A Markdown table of pairwise accuracy per variant of each violation, mean / max score per model; empty
+    when the suite's index records no variants."""
+    names = list(results)
+    first = results[names[0]]
+    lines = [
+        "| property | variant | pairs | " + " | ".join(f"{n}: mean / max" for n in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for prop, score in first.items():
+        for detail, v in score.variants.items():
+            cells = [results[n][prop].variants[detail] for n in names]
+            accs = [f"{100 * c['pairwise_mean']:.0f}% / {100 * c['pairwise_max']:.0f}%" for c in cells]
+            lines.append(f"| {prop} | {detail} | {v['pairs']} | " + " | ".join(accs) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def to_json(results: dict[str, dict[str, PropertyScore]]) -> dict:

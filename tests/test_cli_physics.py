@@ -101,6 +101,8 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     overall = results["vjepa (checkpoint)"]["overall"]
     assert 0.0 <= overall["pairwise_max"] <= 1.0 and 0.0 <= overall["relative_mean"] <= 1.0
     assert (overall["scenes"], overall["pairs"]) == (5, 8)  # colour excluded: 3 quadruplets and 2 pairs
+    gravity = results["vjepa (checkpoint)"]["gravity"]["variants"]  # the suite's one gravity pair, by its variant
+    assert list(gravity) in (["float"], ["fall_upward"]) and "pairwise accuracy by variant" in table
 
 
 def test_demo_physics_section(tmp_path: Path) -> None:

@@ -5,21 +5,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jepaworld.physics_eval import OVERALL, VideoScore, event_max, metrics
+from jepaworld.physics_eval import OVERALL, VideoScore, event_max, format_variants, metrics
 from jepaworld.surprise import SurpriseResult
 
 
-def _index(pairs: dict[str, str]) -> dict:
+def _index(pairs: dict[str, str], details: dict[str, str] | None = None) -> dict:
     videos = [
-        {"file": f"{pair}_{kind}", "split": "test", "property": prop, "pair": pair, "kind": kind, "t_div": 10}
+        {"file": f"{pair}_{kind}", "split": "test", "property": prop, "pair": pair, "kind": kind, "t_div": 10,
+         "detail": (details or {}).get(pair)}
         for pair, prop in pairs.items()
         for kind in ("possible", "impossible")
-    ]
+    ]  # fmt: skip
     return {"properties": ["gravity", "color"], "control_properties": ["color"], "videos": videos}
 
 
 def test_metrics_by_hand() -> None:
-    index = _index({"g0": "gravity", "g1": "gravity", "c0": "color"})
+    index = _index({"g0": "gravity", "g1": "gravity", "c0": "color"}, {"g0": "float", "g1": "fall_upward"})
     scores = {
         # g0: the max is a tie (both peaks in the shared prefix), the mean and the event windows favour impossible
         "g0_possible": VideoScore(mean=0.1, max=0.5, event=0.2),
@@ -37,8 +38,15 @@ def test_metrics_by_hand() -> None:
     assert (g.relative_max, g.relative_mean) == (g.pairwise_max, g.pairwise_mean)  # one pair per scene
     # AUROC of the max over the 4 gravity videos: impossible (0.5, 0.4) vs possible (0.5, 0.6) -> 0.5 / 4
     assert g.auroc == pytest.approx(0.125)
-    assert m[OVERALL] == g  # the colour control is left out of overall
+    assert g.variants == {"float": {"pairs": 1, "pairwise_max": 0.5, "pairwise_mean": 1.0},
+                          "fall_upward": {"pairs": 1, "pairwise_max": 0.0, "pairwise_mean": 0.0}}  # fmt: skip
+    assert m[OVERALL].variants == {} and m["color"].variants == {}  # overall pools variants; c0 has no detail
+    assert vars(m[OVERALL]) == vars(g) | {"variants": {}}  # the colour control is left out of overall
     assert (m["color"].pairwise_max, m["color"].auroc) == (1.0, 1.0)
+    table = format_variants({"a": m, "b": m}).splitlines()
+    assert table[2:] == ["| gravity | float | 1 | 100% / 50% | 100% / 50% |",
+                         "| gravity | fall_upward | 1 | 0% / 0% | 0% / 0% |"]  # fmt: skip
+    assert format_variants({"a": metrics(_index({"g0": "gravity"}), scores)}) == ""  # no details, no table
 
 
 def test_relative_accuracy_sums_over_a_quadruplet() -> None:

@@ -183,7 +183,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
     # Random-init features are already low-rank; collapse warnings compare against this starting point.
     log.initial = collapse_report(method.features(inputs(ds.load(sampler.indices(start))).to(device)))
-    loss_value, diag, step, pending = float("nan"), {}, start, None
+    loss_value, lr, diag, step, pending = float("nan"), tc.lr, {}, start, None
     t_last, n_last = time.perf_counter(), 0
     try:
         for step in range(start, tc.steps):
@@ -242,6 +242,10 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     if lead:
         loss_text = f"; final loss {loss_value:.4f}" if math.isfinite(loss_value) else ""
         print(f"trained {step} steps in {elapsed:.0f}s{loss_text}; checkpoint {out / CHECKPOINT}")
+        if step < tc.steps:  # the budget, not the step count, ended it: the schedules were laid over tc.steps
+            print(f"note: the time budget of {tc.time_budget_s:g}s ended the run at step {step} of {tc.steps}, "
+                  f"{step / tc.steps:.0%} of the way through the learning-rate and EMA schedules (lr {lr:.2e}); "
+                  f"--train.steps {step} lays them over the steps that fit")  # fmt: skip
     return TrainResult(run_dir=out, steps=step, seconds=elapsed, loss=loss_value, diagnostics=diag)
 
 

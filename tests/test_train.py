@@ -296,12 +296,14 @@ def test_folder_without_a_stopped_run_is_never_replaced(tmp_path: Path, micro_cf
 def test_copied_run_resumes_from_its_new_folder(tmp_path: Path, make_cfg) -> None:
     """train.out names where the run is, not what it computes: a moved or copied run folder resumes and trains on.
     The probe and plan sections only set later commands' defaults, so they may differ too."""
-    first, _ = quiet_train(make_cfg(tmp_path / "run", **{"train.steps": 6, "train.time_budget_s": 1e-9}))
+    first, printed = quiet_train(make_cfg(tmp_path / "run", **{"train.steps": 6, "train.time_budget_s": 1e-9}))
     assert first.steps < 6  # stopped by the time budget, with a checkpoint
+    # ... and says that its schedules were cut short, with the fix.
+    assert f"ended the run at step {first.steps} of 6" in printed and f"--train.steps {first.steps}" in printed
     shutil.copytree(tmp_path / "run", tmp_path / "copy")
     later = make_cfg(tmp_path / "copy", **{"train.steps": 6, "probe.max_iter": 50, "plan.horizon": 3})
-    result, _ = quiet_train(later, resume=True)
-    assert result.steps == 6 and result.run_dir == tmp_path / "copy"
+    result, printed = quiet_train(later, resume=True)
+    assert result.steps == 6 and result.run_dir == tmp_path / "copy" and "time budget" not in printed
     assert read_checkpoint(tmp_path / "copy")["config"]["train"]["out"] == str(tmp_path / "copy")
 
 

@@ -1,11 +1,12 @@
 """Train and export the default surprise checkpoint shipped as `jepaworld/assets/vjepa_physics.pt`.
 
-    python benchmarks/make_default_physics_checkpoint.py   # seed 0, 600 steps, ~3 min on one idle core (1 thread)
+    python benchmarks/make_default_physics_checkpoint.py   # seed 0, the preset's 6000 steps: 29 min on 1 thread
 
-It runs `jepaworld pretrain --preset vjepa-physics --train.steps 600 --train.time_budget_s 0 --train.seed 0` on the
+It runs `jepaworld pretrain --preset vjepa-physics --train.time_budget_s 0 --train.seed 0 --train.threads 1` on the
 default suite (`jepaworld physics generate --out data/physics`, suite seed 0; generated if missing), then keeps only
 the config and the weights in float16 (no optimiser state), which loads like any checkpoint. A fixed step count, not
-a time budget, keeps the result independent of the machine's speed.
+a time budget, keeps the result independent of the machine's speed, and one thread keeps the order of the CPU's
+sums, so that the command gives back the shipped weights.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def export(src: Path, dst: Path) -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=600)
+    p.add_argument("--steps", type=int, default=get_preset("vjepa-physics").train.steps)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--suite", default="data/physics", help="physics suite (generated with seed 0 if missing)")
     p.add_argument("--run", default="runs/default-physics", help="run folder of the training")
@@ -46,7 +47,7 @@ def main() -> None:
     args = p.parse_args()
     overrides = {
         "train.steps": str(args.steps), "train.time_budget_s": "0", "train.seed": str(args.seed),
-        "train.out": args.run, "train.progress": "false", "data.path": args.suite,
+        "train.out": args.run, "train.progress": "false", "data.path": args.suite, "train.threads": "1",
     }  # fmt: skip
     cfg = apply_overrides(get_preset("vjepa-physics"), overrides)
     run, index = Path(args.run) / CHECKPOINT, Path(args.suite) / "index.json"
@@ -54,6 +55,8 @@ def main() -> None:
         raise SystemExit(f"{args.run} is older than {index} (the suite was regenerated); delete {args.run}")
     if not run.exists():
         train(cfg)
+    elif (done := read_checkpoint(run)["step"]) != args.steps:  # an older run must not pass for this one
+        raise SystemExit(f"{args.run} holds a run of {done} steps, not {args.steps}; delete it or pass another --run")
     out = export(run, Path(args.out))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 

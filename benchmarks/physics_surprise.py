@@ -1,6 +1,6 @@
 """Intuitive-physics benchmark: V-JEPA vs a VideoMAE pixel baseline vs random init, at one training budget.
 
-    python benchmarks/physics_surprise.py                          # 15 min of training each on this machine
+    python benchmarks/physics_surprise.py                          # 25 min of training each on this machine
     python benchmarks/physics_surprise.py --minutes 8 --tops 1,0.1 # shorter; two token reductions
     python benchmarks/physics_surprise.py --device cuda --steps 4000 --set model.patch_size=4 --markdown ''
 
@@ -42,7 +42,8 @@ PRESETS = {"vjepa": "vjepa-physics", "videomae": "videomae-physics"}
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--minutes", type=float, default=15.0, help="equal training wall time for each method")
+    # 25: the issue allows about 30 minutes of pretraining; the calibration has overshot by up to 15%.
+    p.add_argument("--minutes", type=float, default=25.0, help="equal training wall time for each method")
     p.add_argument("--steps", type=int, default=0, help="train each method for this many steps instead of --minutes")
     p.add_argument("--seed", type=int, default=0, help="training seed (weights, data order, masks)")
     p.add_argument("--device", default="cpu", help="cpu | cuda, for training and scoring")

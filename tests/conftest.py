@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ from jepaworld.config import ExperimentConfig, apply_overrides, get_preset
 
 # The suite shares small machines; one intra-op thread keeps the tiny models fast and the numerics reproducible.
 torch.set_num_threads(1)
+
+# A job that a non-interactive shell starts in the background (`cmd &`, as a CI runner may) inherits SIGINT
+# ignored, and Python then installs no Ctrl-C handler. The Ctrl-C tests need the terminal's default, here and in
+# the commands they start (an ignored signal is inherited across exec; a handler is reset to the default).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,6 +20,26 @@ def test_calibrated_steps_scale_with_the_budget(tmp_path: Path) -> None:
     assert all(long[k] > 3 * short[k] for k in cfgs), (short, long)
 
 
+def test_calibration_times_longer_trials_for_longer_budgets(tmp_path: Path, monkeypatch) -> None:
+    # Eight steps are too few to time a method; the timed trials grow with the budget up to a cap.
+    trials: list[int] = []
+
+    def fake_step_seconds(cfg, *, trial_steps: int) -> float:
+        trials.append(trial_steps)
+        return 0.2
+
+    monkeypatch.setattr(jepaworld.compare, "step_seconds", fake_step_seconds)
+    cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
+    assert calibrate_steps(cfgs, 60.0) == {"I-JEPA": 300, "MAE": 300}
+    assert trials == [8, 8] + [8] * 4  # 1% of a minute is fewer than 8 steps: the floor
+    trials.clear()
+    assert calibrate_steps(cfgs, 1500.0, rounds=2) == {"I-JEPA": 7500, "MAE": 7500}
+    assert trials == [8, 8] + [64] * 4  # 1% of 25 min is 75 steps: the cap
+    trials.clear()
+    calibrate_steps(cfgs, 600.0, rounds=1)
+    assert trials == [8, 8, 30, 30]
+
+
 def test_compare_writes_one_table_with_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
     results = compare(cfgs, seconds=1.0, out=tmp_path / "cmp")

@@ -45,7 +45,8 @@ SCORES: dict[str, Callable[[np.ndarray], float]] = {
     "rise": lambda w: float(np.diff(w).max()) if len(w) > 1 else 0.0,
     "over history": _over_history,
 }
-# variants whose impossible twin shows less (vanish, shrink) or more (appear, grow) than its partner
+# variants whose impossible twin shows less (vanish, shrink) or more (appear, grow) than its partner, and the
+# two gravity variants (a falling body stops, or moves up)
 VARIANTS = ("vanish", "appear", "shrink", "grow", "float", "fall_upward")
 
 

@@ -46,8 +46,8 @@ def calibrate_steps(
     Methods are timed round-robin and each keeps its fastest round, so a load spike from another process on a
     shared machine does not shortchange one method: the budgets stay equal relative to each other. A first 8-step
     trial only sizes the timed ones: up to `max_trial_steps` steps, about 1% of the budget each. Eight steps are
-    too few to time: two identical 8-step trials of `vjepa-physics` gave 0.155 and 0.181 s a step, and keeping
-    the faster one sent a 50-minute run 27% over its budget.
+    too few to time: two identical 8-step trials of `vjepa-physics` gave 0.155 and 0.181 s a step, and the
+    faster one planned a 50-minute run that trained at 0.179 s a step, 27% over its budget.
     """
     trial_steps = {
         name: max(8, min(max_trial_steps, int(0.01 * seconds / step_seconds(cfg, trial_steps=8))))

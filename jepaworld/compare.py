@@ -12,7 +12,7 @@ import contextlib
 import dataclasses
 import io
 import json
-import math
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -39,25 +39,27 @@ def step_seconds(cfg: ExperimentConfig, *, trial_steps: int = 8) -> float:
 
 
 def calibrate_steps(
-    cfgs: dict[str, ExperimentConfig], seconds: float, *, rounds: int = 2, max_trial_steps: int = 64
+    cfgs: dict[str, ExperimentConfig], seconds: float, *, rounds: int = 3, max_trial_steps: int = 64
 ) -> dict[str, int]:
     """Steps per method so that each trains for `seconds` of wall time at its measured step time.
 
-    Methods are timed round-robin and each keeps its fastest round, so a load spike from another process on a
-    shared machine does not shortchange one method: the budgets stay equal relative to each other. A first 8-step
-    trial only sizes the timed ones: up to `max_trial_steps` steps, about 1% of the budget each. Eight steps are
-    too few to time: two identical 8-step trials of `vjepa-physics` gave 0.155 and 0.181 s a step, and the
-    faster one planned a 50-minute run that trained at 0.179 s a step, 27% over its budget.
+    Methods are timed round-robin, so a load spike from another process on a shared machine lands in one round of
+    one method, and each method plans with the median of its rounds, which ignores that round. The median, not the
+    fastest round: identical trials on a 2-core machine vary by up to 10%, and planning with the fastest of two
+    trained `videomae-physics` 15% over a 40-minute budget. A first 8-step trial only sizes the timed ones: up to
+    `max_trial_steps` steps, about 1% of the budget each. Eight steps are too few to time: two identical 8-step
+    trials of `vjepa-physics` gave 0.155 and 0.181 s a step, and the faster one planned a 50-minute run that
+    trained at 0.179 s a step, 27% over its budget.
     """
     trial_steps = {
         name: max(8, min(max_trial_steps, int(0.01 * seconds / step_seconds(cfg, trial_steps=8))))
         for name, cfg in cfgs.items()
     }
-    best = dict.fromkeys(cfgs, math.inf)
+    times: dict[str, list[float]] = {name: [] for name in cfgs}
     for _ in range(rounds):
         for name, cfg in cfgs.items():
-            best[name] = min(best[name], step_seconds(cfg, trial_steps=trial_steps[name]))
-    return {name: max(10, int(seconds / t)) for name, t in best.items()}
+            times[name].append(step_seconds(cfg, trial_steps=trial_steps[name]))
+    return {name: max(10, int(seconds / statistics.median(t))) for name, t in times.items()}
 
 
 def with_steps(cfg: ExperimentConfig, steps: int, out: Path) -> ExperimentConfig:

@@ -31,13 +31,22 @@ def test_calibration_times_longer_trials_for_longer_budgets(tmp_path: Path, monk
     monkeypatch.setattr(jepaworld.compare, "step_seconds", fake_step_seconds)
     cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
     assert calibrate_steps(cfgs, 60.0) == {"I-JEPA": 300, "MAE": 300}
-    assert trials == [8, 8] + [8] * 4  # 1% of a minute is fewer than 8 steps: the floor
+    assert trials == [8, 8] + [8] * 6  # 1% of a minute is fewer than 8 steps: the floor; 3 rounds
     trials.clear()
     assert calibrate_steps(cfgs, 1500.0, rounds=2) == {"I-JEPA": 7500, "MAE": 7500}
     assert trials == [8, 8] + [64] * 4  # 1% of 25 min is 75 steps: the cap
     trials.clear()
     calibrate_steps(cfgs, 600.0, rounds=1)
     assert trials == [8, 8, 30, 30]
+
+
+def test_calibration_plans_with_the_median_round(tmp_path: Path, monkeypatch) -> None:
+    # A lucky fast round must not set the plan (it overshoots the budget), nor one slowed by a load spike.
+    rounds = {"I-JEPA": iter([0.5, 0.2, 0.1, 0.3]), "MAE": iter([0.5, 0.1, 0.4, 0.25])}  # 8-step sizing, 3 rounds
+    cfgs = {"I-JEPA": micro_config(tmp_path / "a"), "MAE": micro_config(tmp_path / "b", preset="mae-digits-micro")}
+    by_cfg = {id(cfg): name for name, cfg in cfgs.items()}
+    monkeypatch.setattr(jepaworld.compare, "step_seconds", lambda cfg, *, trial_steps: next(rounds[by_cfg[id(cfg)]]))
+    assert calibrate_steps(cfgs, 60.0) == {"I-JEPA": 300, "MAE": 240}
 
 
 def test_compare_writes_one_table_with_baselines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -46,10 +46,12 @@ def calibrate_steps(
     Methods are timed round-robin, so a load spike from another process on a shared machine lands in one round of
     one method, and each method plans with the median of its rounds, which ignores that round. The median, not the
     fastest round: identical trials on a 2-core machine vary by up to 10%, and planning with the fastest of two
-    trained `videomae-physics` 15% over a 40-minute budget. A first 8-step trial only sizes the timed ones: up to
-    `max_trial_steps` steps, about 1% of the budget each. Eight steps are too few to time: two identical 8-step
-    trials of `vjepa-physics` gave 0.155 and 0.181 s a step, and the faster one planned a 50-minute run that
-    trained at 0.179 s a step, 27% over its budget.
+    trained `videomae-physics` 15% over a 40-minute budget. The median removes that bias, not the noise: with it the
+    25-minute physics benchmark still trained V-JEPA 9% over and VideoMAE 7% under (BENCHMARKS.md).
+
+    A first 8-step trial only sizes the timed ones: up to `max_trial_steps` steps, about 1% of the budget each.
+    Eight steps are too few to time: two identical 8-step trials of `vjepa-physics` gave 0.155 and 0.181 s a step,
+    and the faster one planned a 50-minute run that trained at 0.179 s a step, 27% over its budget.
     """
     trial_steps = {
         name: max(8, min(max_trial_steps, int(0.01 * seconds / step_seconds(cfg, trial_steps=8))))

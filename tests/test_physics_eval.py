@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
+from jepaworld import physics_eval
+from jepaworld.config import get_preset
+from jepaworld.data.video import write_video
+from jepaworld.methods import DataSpec, build_method
 from jepaworld.physics_eval import OVERALL, VideoScore, event_max, format_variants, metrics
-from jepaworld.surprise import SurpriseResult
+from jepaworld.surprise import SurpriseResult, load_video, make_scorer, score_frames
 
 
 def _index(pairs: dict[str, str], details: dict[str, str] | None = None) -> dict:
@@ -79,3 +86,35 @@ def test_event_max_uses_windows_that_reach_the_divergence() -> None:
     assert event_max(r, 8) == 3.0
     assert event_max(r, None) == 9.0 == r.max
     assert event_max(r, 50) == 9.0  # no window reaches it: the plain max
+
+
+def test_score_suite_decodes_each_video_once_per_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    cfg = get_preset("vjepa-physics-micro")
+    scorers = {
+        name: make_scorer(build_method(cfg, DataSpec(channels=3, img_size=size, frames=8)), cfg,
+                          DataSpec(channels=3, img_size=size, frames=8), name=name)
+        for name, size in (("a", 16), ("b", 16), ("small", 8))
+    }  # fmt: skip
+    rng = np.random.default_rng(0)
+    videos = []
+    for i in range(2):
+        write_video(tmp_path / f"v{i}.mp4", rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8))
+        videos.append({"file": f"v{i}.mp4", "split": "test", "t_div": 6})
+    videos.append({"file": "train.mp4", "split": "train"})  # never read
+    index = {"videos": videos}
+
+    calls = []
+
+    def counting_load_video(path, scorer):
+        calls.append((Path(path).name, scorer.img_size))
+        return load_video(path, scorer)
+
+    monkeypatch.setattr(physics_eval, "load_video", counting_load_video)
+    scores = physics_eval.score_suite(scorers, tmp_path, index)
+    assert sorted(calls) == [("v0.mp4", 8), ("v0.mp4", 16), ("v1.mp4", 8), ("v1.mp4", 16)]
+    # Sharing the decoded frames changes no score: each model alone on its own decode gives the same.
+    for name, scorer in scorers.items():
+        for v in videos[:2]:
+            r = score_frames(scorer, load_video(tmp_path / v["file"], scorer)[0])
+            assert scores[name][v["file"]] == VideoScore(mean=r.mean, max=r.max, event=event_max(r, 6))

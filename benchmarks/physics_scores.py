@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jepaworld.physics_eval import OVERALL, read_index
+from jepaworld.physics_eval import OVERALL, pairwise_accuracy, read_index
 from jepaworld.surprise import cpu_threads, load_scorer, load_video, random_scorer, score_frames
 
 
@@ -78,15 +78,15 @@ def main() -> None:
                 frames, _ = load_video(suite / v["file"], scorer)
                 windows[v["file"]] = score_frames(scorer, frames, stride=args.stride, name=v["file"]).window_scores
             for score, fn in SCORES.items():
-                wins: dict[str, list[float]] = {}
+                by_group: dict[str, list[tuple[float, float]]] = {}  # group -> (possible, impossible) scores
                 for d in pairs.values():
-                    a, b = fn(windows[d["possible"]["file"]]), fn(windows[d["impossible"]["file"]])
-                    win = 1.0 if b > a else 0.5 if b == a else 0.0
+                    pair = (fn(windows[d["possible"]["file"]]), fn(windows[d["impossible"]["file"]]))
                     prop = d["possible"]["property"]
                     groups = [prop, d["impossible"].get("detail")] + ([OVERALL] if prop not in controls else [])
                     for g in groups:
-                        wins.setdefault(g, []).append(win)
-                cells = [f"{100 * np.mean(wins[g]):.0f}%" if g in wins else "-" for g in props + list(VARIANTS)]
+                        by_group.setdefault(g, []).append(pair)
+                cells = [f"{100 * pairwise_accuracy(by_group[g]):.0f}%" if g in by_group else "-"
+                         for g in props + list(VARIANTS)]  # fmt: skip
                 print(f"| {name} | {score} | " + " | ".join(cells) + " |", flush=True)
 
 

@@ -125,7 +125,7 @@ def event_max(r: SurpriseResult, t_div: int | None) -> float:
     return float(max(reach)) if reach else r.max
 
 
-def _pairwise(pairs: list[tuple[float, float]]) -> float:
+def pairwise_accuracy(pairs: list[tuple[float, float]]) -> float:
     """pairs of (possible, impossible) scores -> share with impossible > possible, ties counting half."""
     wins = [1.0 if imp > pos else 0.5 if imp == pos else 0.0 for pos, imp in pairs]
     return float(np.mean(wins))
@@ -133,7 +133,7 @@ def _pairwise(pairs: list[tuple[float, float]]) -> float:
 
 def _relative(pos: list[VideoScore], imp: list[VideoScore], scenes: list[list[int]], field: str) -> float:
     """Share of scenes (each a list of pair indices) whose impossible scores sum higher than their possible ones."""
-    return _pairwise([(sum(getattr(pos[i], field) for i in ix), sum(getattr(imp[i], field) for i in ix))
+    return pairwise_accuracy([(sum(getattr(pos[i], field) for i in ix), sum(getattr(imp[i], field) for i in ix))
                       for ix in scenes])  # fmt: skip
 
 
@@ -169,9 +169,9 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
         out[prop] = PropertyScore(
             scenes=len(scenes),
             pairs=len(names),
-            pairwise_max=_pairwise([(a.max, b.max) for a, b in zip(pos, imp, strict=True)]),
-            pairwise_mean=_pairwise([(a.mean, b.mean) for a, b in zip(pos, imp, strict=True)]),
-            pairwise_event=_pairwise([(a.event, b.event) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_max=pairwise_accuracy([(a.max, b.max) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_mean=pairwise_accuracy([(a.mean, b.mean) for a, b in zip(pos, imp, strict=True)]),
+            pairwise_event=pairwise_accuracy([(a.event, b.event) for a, b in zip(pos, imp, strict=True)]),
             relative_max=_relative(pos, imp, scene_ix, "max"),
             relative_mean=_relative(pos, imp, scene_ix, "mean"),
             auroc=float(roc_auc_score([0] * len(pos) + [1] * len(imp), [s.max for s in pos + imp])),
@@ -183,8 +183,8 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
             if detail_of[p] is not None:
                 by_detail.setdefault(detail_of[p], []).append(i)
         out[prop].variants = {
-            d: {"pairs": len(ix), "pairwise_max": _pairwise([(pos[i].max, imp[i].max) for i in ix]),
-                "pairwise_mean": _pairwise([(pos[i].mean, imp[i].mean) for i in ix])}
+            d: {"pairs": len(ix), "pairwise_max": pairwise_accuracy([(pos[i].max, imp[i].max) for i in ix]),
+                "pairwise_mean": pairwise_accuracy([(pos[i].mean, imp[i].mean) for i in ix])}
             for d, ix in by_detail.items()
         }  # fmt: skip
     return out

@@ -134,7 +134,7 @@ def pairwise_accuracy(pairs: list[tuple[float, float]]) -> float:
 def _relative(pos: list[VideoScore], imp: list[VideoScore], scenes: list[list[int]], field: str) -> float:
     """Share of scenes (each a list of pair indices) whose impossible scores sum higher than their possible ones."""
     return pairwise_accuracy([(sum(getattr(pos[i], field) for i in ix), sum(getattr(imp[i], field) for i in ix))
-                      for ix in scenes])  # fmt: skip
+                              for ix in scenes])  # fmt: skip
 
 
 def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertyScore]:

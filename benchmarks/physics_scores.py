@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from jepaworld.physics_eval import OVERALL, pairwise_accuracy, read_index
-from jepaworld.surprise import cpu_threads, load_scorer, load_video, random_scorer, score_frames
+from jepaworld.physics_eval import OVERALL, pairwise_accuracy, read_index, surprise_results
+from jepaworld.surprise import cpu_threads, load_scorer, random_scorer
 
 
 def _over_history(w: np.ndarray) -> float:
@@ -68,26 +68,25 @@ def main() -> None:
         pairs.setdefault(v["pair"], {})[v["kind"]] = v
     controls = set(index.get("control_properties", ()))
     props = [q for q in index["properties"] if q not in controls] + [OVERALL]
+    windows: dict[str, dict[str, np.ndarray]] = {name: {} for name in scorers}  # model -> file -> (W,) scores
+    with cpu_threads(args.threads):
+        for v, name, r in surprise_results(scorers, suite, index, stride=args.stride):
+            windows[name][v["file"]] = r.window_scores
     print(f"{runs} on {suite}: pairwise accuracy by video score (windows of stride {args.stride})\n")
     print("| model | score | " + " | ".join(props) + " | " + " | ".join(VARIANTS) + " |")
     print("|---|---|" + "---|" * (len(props) + len(VARIANTS)))
-    with cpu_threads(args.threads):
-        for name, scorer in scorers.items():
-            windows = {}  # file -> (W,) window scores
-            for v in test:
-                frames, _ = load_video(suite / v["file"], scorer)
-                windows[v["file"]] = score_frames(scorer, frames, stride=args.stride, name=v["file"]).window_scores
-            for score, fn in SCORES.items():
-                by_group: dict[str, list[tuple[float, float]]] = {}  # group -> (possible, impossible) scores
-                for d in pairs.values():
-                    pair = (fn(windows[d["possible"]["file"]]), fn(windows[d["impossible"]["file"]]))
-                    prop = d["possible"]["property"]
-                    groups = [prop, d["impossible"].get("detail")] + ([OVERALL] if prop not in controls else [])
-                    for g in groups:
-                        by_group.setdefault(g, []).append(pair)
-                cells = [f"{100 * pairwise_accuracy(by_group[g]):.0f}%" if g in by_group else "-"
-                         for g in props + list(VARIANTS)]  # fmt: skip
-                print(f"| {name} | {score} | " + " | ".join(cells) + " |", flush=True)
+    for name, scores in windows.items():
+        for score, fn in SCORES.items():
+            by_group: dict[str, list[tuple[float, float]]] = {}  # group -> (possible, impossible) scores
+            for d in pairs.values():
+                pair = (fn(scores[d["possible"]["file"]]), fn(scores[d["impossible"]["file"]]))
+                prop = d["possible"]["property"]
+                groups = [prop, d["impossible"].get("detail")] + ([OVERALL] if prop not in controls else [])
+                for g in groups:
+                    by_group.setdefault(g, []).append(pair)
+            cells = [f"{100 * pairwise_accuracy(by_group[g]):.0f}%" if g in by_group else "-"
+                     for g in props + list(VARIANTS)]  # fmt: skip
+            print(f"| {name} | {score} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def read_index(suite: str | Path) -> dict:
     return index
 
 
-def score_suite(
+def surprise_results(
     scorers: dict[str, Scorer],
     suite: str | Path,
     index: dict,
@@ -92,15 +93,14 @@ def score_suite(
     stride: int = 2,
     context_frames: int | None = None,
     top: float = 1.0,
-) -> dict[str, dict[str, VideoScore]]:
-    """{model name: {file: VideoScore}} for every test video of the suite.
+) -> Iterator[tuple[dict, str, SurpriseResult]]:
+    """(index entry, model name, SurpriseResult) for every test video of the suite and every model.
 
     Each video is decoded once per frame size, not once per model: with a baseline and random init that cut
     an evaluation of `data/physics-val` on the CPU from 49 s to 43 s, with the same scores. A note on how the
     videos were changed (resized to a checkpoint's resolution) is printed once, not once per video.
     """
     noted: set[str] = set()
-    out: dict[str, dict[str, VideoScore]] = {name: {} for name in scorers}
     for v in index["videos"]:
         if v["split"] != "test":
             continue
@@ -112,9 +112,23 @@ def score_suite(
                     if note not in noted:
                         noted.add(note)
                         print(f"note: {suite}: {note.removeprefix('note: ')}", flush=True)
-            r = score_frames(scorer, decoded[scorer.img_size], stride=stride, context_frames=context_frames, top=top,
-                             name=v["file"])  # fmt: skip
-            out[name][v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))
+            yield v, name, score_frames(scorer, decoded[scorer.img_size], stride=stride,
+                                        context_frames=context_frames, top=top, name=v["file"])  # fmt: skip
+
+
+def score_suite(
+    scorers: dict[str, Scorer],
+    suite: str | Path,
+    index: dict,
+    *,
+    stride: int = 2,
+    context_frames: int | None = None,
+    top: float = 1.0,
+) -> dict[str, dict[str, VideoScore]]:
+    """{model name: {file: VideoScore}} for every test video of the suite (`surprise_results`)."""
+    out: dict[str, dict[str, VideoScore]] = {name: {} for name in scorers}
+    for v, name, r in surprise_results(scorers, suite, index, stride=stride, context_frames=context_frames, top=top):
+        out[name][v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))
     return out
 
 

@@ -1,4 +1,5 @@
-"""Violation-of-expectation metrics against hand-computed values: pairwise (ties half), after divergence, AUROC."""
+"""Violation-of-expectation metrics against hand-computed values (pairwise with ties half, after divergence,
+AUROC), and each test video decoded once for all models."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
 
     jepaworld physics generate --out DIR [--n-train N] [--scenes N] [--size S] [--frames T] [--seed SEED]
-    jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [scoring options]
+    jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [--nothing-moves] [scoring options]
     jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--plot P] [--json J] [scoring options]
 
 Scoring options: --stride S, --context-frames K, --top FRACTION, --device auto|cpu|cuda.
@@ -58,6 +58,8 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
     e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")
     e.add_argument("--baseline", default="", help="pixel-baseline (videomae) checkpoint to add to the table")
+    e.add_argument("--nothing-moves", action="store_true", help="add a control without predictor per model: its "
+                   "last context slot's targets copied forward, to show what each predictor adds")  # fmt: skip
     e.add_argument("--json", default="", help="also write the results as JSON here")
     _scoring_args(e)
 
@@ -90,7 +92,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from jepaworld.physics_eval import evaluate, format_table, format_variants, to_json
-    from jepaworld.surprise import load_scorer, random_scorer
+    from jepaworld.surprise import CopyScorer, PixelScorer, load_scorer, random_scorer
     from jepaworld.train import resolve_device
 
     device = resolve_device(args.device)
@@ -100,6 +102,11 @@ def _eval(args: argparse.Namespace) -> int:
         base = load_scorer(args.baseline, device=device)
         kind = "pixel baseline" if base.cfg.method.name in ("mae", "videomae") else "baseline"
         scorers[f"{base.cfg.method.name} ({kind})"] = base
+    if args.nothing_moves:
+        scorers[f"nothing moves ({vjepa.cfg.method.name} features)"] = CopyScorer(vjepa)
+        if args.baseline:
+            space = "pixels" if isinstance(base, PixelScorer) else f"{base.cfg.method.name} features"
+            scorers[f"nothing moves ({space})"] = CopyScorer(base)
     print(f"scoring the test pairs of {args.suite} with {', '.join(scorers)} ...", flush=True)
     results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames, top=args.top)
     print(format_table(results))

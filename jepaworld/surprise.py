@@ -9,6 +9,9 @@ over the video; in each window the first `context_frames` frames are the context
   features of the *full* window at the future positions.
 - Pixel baseline (`PixelScorer`, a VideoMAE checkpoint): the mean squared error of the decoder's pixels for the
   future patches, its own training loss.
+- "Nothing moves" (`CopyScorer`), a control with no predictor: a model's targets of the last context slot copied
+  forward. It measures how much the targets change, which flags a violation that changes the picture (an
+  object that appears) without any knowledge of how things move; a model's accuracy above it is its predictor's.
 
 Each window gives one error per hidden token. A future tubelet slot's error is the mean over its tokens, or over its
 `top` largest fraction of them: a violation touches a few tokens (one small object), and the mean over a whole
@@ -34,7 +37,6 @@ from jepaworld.data.video import read_video
 from jepaworld.masks import FutureFrames
 from jepaworld.methods import JEPA, MAE, DataSpec, Method, build_method
 from jepaworld.methods.mae import patchify
-from jepaworld.vit import gather_tokens
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "assets" / "vjepa_physics.pt"
 MAKE_DEFAULT = "python benchmarks/make_default_physics_checkpoint.py"
@@ -49,7 +51,12 @@ class SurpriseError(ValueError):
 
 
 class Scorer:
-    """A video model that predicts the future time slots of clips from the first `k` slots, on `device`."""
+    """A video model that predicts the future time slots of clips from the first `k` slots, on `device`.
+
+    Surprise lives in the model's own target space: `targets` gives every token's target (B, N, D), `predict`
+    the model's guess of the hidden tokens after the first `k` slots (B, (t - k) * h * w, D), and `distance`
+    the per-token error between the two, the model's own training loss.
+    """
 
     def __init__(
         self, method: Method, cfg: ExperimentConfig, spec: DataSpec, *, name: str, device: str | torch.device = "cpu"
@@ -65,9 +72,24 @@ class Scorer:
         self.grid, self.tubelet = enc.grid, enc.tubelet
         self.frames, self.img_size, self.frame_step = spec.frames, spec.img_size, cfg.data.frame_step
 
+    def targets(self, clips: torch.Tensor) -> torch.Tensor:
+        """clips (B, 3, T, S, S) -> (B, N, D): what the model is scored against at every token."""
+        raise NotImplementedError
+
+    def predict(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        """clips (B, 3, T, S, S), k context slots -> (B, (t - k) * h * w, D) prediction of the hidden tokens."""
+        raise NotImplementedError
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(..., D), (..., D) -> (...) error per token."""
+        raise NotImplementedError
+
+    @torch.inference_mode()
     def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
         """clips (B, 3, T, S, S) in [0, 1] on the scorer's device, k context slots -> (B, t - k, h * w) errors."""
-        raise NotImplementedError
+        B, (t, h, w) = clips.shape[0], self.grid
+        target = self.targets(clips)[:, k * h * w :]  # (B, (t - k) * hw, D): the hidden slots, in token order
+        return self.distance(self.predict(clips, k).float(), target.float()).view(B, t - k, h * w)
 
     def slot_errors(self, clips: torch.Tensor, k: int, *, top: float = 1.0) -> torch.Tensor:
         """(B, t - k) error per future slot: the mean of the `top` largest fraction of its token errors."""
@@ -82,29 +104,51 @@ class Scorer:
 
 
 class JEPAScorer(Scorer):
-    @torch.inference_mode()
-    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+    def targets(self, clips: torch.Tensor) -> torch.Tensor:
         m: JEPA = self.method  # type: ignore[assignment]
-        B, (t, h, w) = clips.shape[0], self.grid
-        ctx, tgt = self.future(B, k)
-        target = gather_tokens(m.targets(clips), tgt)  # (B, Nt, D) layer-normed, from the full window
-        _, pred = m.predict(clips, ctx, tgt.unsqueeze(1))  # (B, 1, Nt, D)
-        err = (pred[:, 0].float() - target.float()).abs().mean(-1)  # (B, Nt)
-        return err.view(B, t - k, h * w)
+        return m.targets(clips)  # (B, N, D) layer-normed, from the full window
+
+    def predict(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        m: JEPA = self.method  # type: ignore[assignment]
+        ctx, tgt = self.future(clips.shape[0], k)
+        return m.predict(clips, ctx, tgt.unsqueeze(1))[1][:, 0]  # (B, Nt, D)
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (pred - target).abs().mean(-1)  # L1, V-JEPA's loss
 
 
 class PixelScorer(Scorer):
-    @torch.inference_mode()
-    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+    def targets(self, clips: torch.Tensor) -> torch.Tensor:
         m: MAE = self.method  # type: ignore[assignment]
-        B, (t, h, w) = clips.shape[0], self.grid
-        keep, masked = self.future(B, k)
-        pred = m.decoder(m.encoder(clips, keep), keep, masked).float()  # (B, Nt, P)
-        target = gather_tokens(patchify(clips, m.encoder.patch_size, m.encoder.tubelet), masked)  # (B, Nt, P)
+        target = patchify(clips, m.encoder.patch_size, m.encoder.tubelet)  # (B, N, P)
         if m.norm_pix_loss:  # compare in the space the decoder was trained to predict
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6).sqrt()
-        err = (pred - target).pow(2).mean(-1)  # (B, Nt)
-        return err.view(B, t - k, h * w)
+        return target
+
+    def predict(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        m: MAE = self.method  # type: ignore[assignment]
+        keep, masked = self.future(clips.shape[0], k)
+        return m.decoder(m.encoder(clips, keep), keep, masked)  # (B, Nt, P)
+
+    def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (pred - target).pow(2).mean(-1)  # MSE, the decoder's loss
+
+
+class CopyScorer(Scorer):
+    """A control without predictor, "nothing moves", in another scorer's target space: every hidden slot is
+    predicted as a copy of the last context slot. Its surprise is how much the targets change, so what a model
+    scores beyond it is what its predictor knows about how things move; a predictor that only copies scores the
+    same. (V-JEPA's targets change a little even on a still video: the position embedding is 3-D.)"""
+
+    def __init__(self, base: Scorer) -> None:
+        super().__init__(base.method, base.cfg, base.spec, name=f"nothing moves ({base.name})", device=base.device)
+        self.base = base
+
+    @torch.inference_mode()
+    def token_errors(self, clips: torch.Tensor, k: int) -> torch.Tensor:
+        B, (t, h, w) = clips.shape[0], self.grid
+        target = self.base.targets(clips).float().view(B, t, h * w, -1)  # (B, t, hw, D)
+        return self.base.distance(target[:, k - 1 : k], target[:, k:])  # (B, t - k, hw)
 
 
 def make_scorer(

@@ -92,9 +92,10 @@ def test_physics_eval_notes_a_resize_once(workspace: Path, capsys: pytest.Captur
 def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite, out_json = workspace / "suite", workspace / "eval.json"
     args = ["physics", "eval", str(workspace / "vjepa"), str(suite), "--baseline", str(workspace / "videomae")]
-    assert main([*args, "--json", str(out_json)]) == 0
+    assert main([*args, "--nothing-moves", "--json", str(out_json)]) == 0
     table = capsys.readouterr().out
-    rows = ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)", "relative")
+    rows = ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)", "relative",
+            "nothing moves (vjepa features)", "nothing moves (pixels)")  # fmt: skip
     for row in rows:
         assert row in table
     results = json.loads(out_json.read_text())

@@ -9,12 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from jepaworld.checkpoint import save_checkpoint
 from jepaworld.config import apply_overrides, get_preset
 from jepaworld.data.video import write_video
+from jepaworld.masks import FutureFrames
 from jepaworld.methods import DataSpec, build_method
+from jepaworld.methods.mae import patchify
 from jepaworld.surprise import (
+    CopyScorer,
     Scorer,
     SurpriseError,
     load_scorer,
@@ -99,6 +103,46 @@ def test_tiny_model_scores_are_finite(preset: str) -> None:
     assert np.isfinite(r.frame_scores[4:]).all()
     json.dumps(r.to_dict())  # machine-readable: no numpy scalars, NaN as null
     assert "video surprise: mean" in r.format()
+
+
+def _clips(seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(_video(frames=8, seed=seed)).permute(3, 0, 1, 2)[None].float() / 255  # (1, 3, 8, 16, 16)
+
+
+@torch.no_grad()
+def test_token_errors_match_a_hand_written_reference() -> None:
+    clips, k = torch.cat([_clips(0), _clips(1)]), 2
+    vjepa, videomae = _scorer("vjepa-physics-micro"), _scorer("videomae-physics-micro")
+    t, h, w = vjepa.grid
+    ctx, tgt = FutureFrames(frames=t, height=h, width=w, context_frames=k)(2)  # hidden: tokens k*h*w .. t*h*w - 1
+    m = vjepa.method
+    target = F.layer_norm(m.target_encoder(clips), (m.target_encoder.dim,))[:, k * h * w :]  # (2, Nt, D)
+    pred = m.predictor(m.encoder(clips, ctx), ctx, tgt)[:, 0]  # (2, Nt, D)
+    ref = (pred - target).abs().mean(-1).view(2, t - k, h * w)
+    torch.testing.assert_close(vjepa.token_errors(clips, k), ref)
+    m = videomae.method
+    pix = patchify(clips, m.encoder.patch_size, m.encoder.tubelet)[:, k * h * w :]  # (2, Nt, P), raw pixels
+    pred = m.decoder(m.encoder(clips, ctx), ctx, tgt[:, 0])
+    torch.testing.assert_close(videomae.token_errors(clips, k), (pred - pix).pow(2).mean(-1).view(2, t - k, h * w))
+
+
+@torch.no_grad()
+def test_nothing_moves_scores_how_much_the_targets_change() -> None:
+    vjepa, videomae = _scorer("vjepa-physics-micro"), _scorer("videomae-physics-micro")
+    clips, k = _clips(), 2
+    t, h, w = vjepa.grid
+    for scorer in (vjepa, videomae):
+        target = scorer.targets(clips).view(1, t, h * w, -1)  # (1, t, hw, D)
+        ref = scorer.distance(target[:, k - 1 : k].expand(-1, t - k, -1, -1), target[:, k:])  # (1, t - k, hw)
+        torch.testing.assert_close(CopyScorer(scorer).token_errors(clips, k), ref)
+    # Pixels: a still video costs nothing; a change in the last slot only is scored there and only there.
+    still = clips[:, :, :1].expand(-1, -1, 8, -1, -1)
+    assert CopyScorer(videomae).token_errors(still, k).abs().max() == 0
+    moved = still.clone()
+    moved[:, :, 6:] = 1 - moved[:, :, 6:]
+    err = CopyScorer(videomae).slot_errors(moved, k)  # (1, t - k): slots 2 and 3
+    assert err[0, 0] == 0 and err[0, 1] > 0.1
+    assert CopyScorer(vjepa).name.startswith("nothing moves (")
 
 
 def test_bad_context_frames() -> None:

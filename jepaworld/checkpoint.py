@@ -72,6 +72,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no such checkpoint; pass a run folder or its {CHECKPOINT}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as e:
+        raise CheckpointError(f"{path}: cannot read it (permission denied); check the file's permissions") from e
     except Exception as e:  # torch raises many types for a corrupt file
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); it is corrupt or not a "
                               "torch file, retrain or pass another file") from e  # fmt: skip

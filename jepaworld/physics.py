@@ -33,6 +33,7 @@ from __future__ import annotations
 import colorsys
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -662,6 +663,24 @@ def generate_suite(
     if n_train > _SEEDS_PER_SUITE // 2:
         raise ValueError(f"n_train={n_train} exceeds the {_SEEDS_PER_SUITE // 2} scene seeds a suite holds")
     out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"{out} exists and is not an empty folder; remove it or pass another --out")
+    # Written to a hidden sibling and renamed into place when complete: an interrupted run (Ctrl-C, a full disk)
+    # leaves no partial suite behind that training would later read without a word.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.resolve().with_name(f".{out.resolve().name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        index = _write_suite(tmp, n_train=n_train, n_scenes_per_property=n_scenes_per_property, size=size,
+                             frames=frames, seed=seed, fps=fps)  # fmt: skip
+        os.replace(tmp, out)  # onto an empty folder or a missing path
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return index
+
+
+def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: int, frames: int, seed: int,
+                 fps: int) -> dict:  # fmt: skip
     videos: list[dict] = []
     for i in range(n_train):
         sid = scene_seed(seed, "train", i)

@@ -152,6 +152,30 @@ def test_generate_suite_tiny(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "index.json").read_bytes() == (tmp_path / "b" / "index.json").read_bytes()
 
 
+def test_interrupted_generation_leaves_no_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real, written = physics._write_entry, []
+
+    def interrupt_after_two(*args: object, **kwargs: object) -> dict:
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(physics, "_write_entry", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        physics.generate_suite(tmp_path / "suite", n_train=4, n_scenes_per_property=0, size=SIZE, frames=FRAMES)
+    assert len(written) == 2 and list(tmp_path.iterdir()) == []  # neither the suite nor its hidden partial copy
+    monkeypatch.undo()
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="exists and is not an empty folder"):
+        physics.generate_suite(tmp_path / "full", n_train=1, n_scenes_per_property=0, size=SIZE, frames=FRAMES)
+    assert [f.name for f in (tmp_path / "full").iterdir()] == ["notes.txt"]
+    (tmp_path / "empty").mkdir()  # an empty folder is fine to fill
+    physics.generate_suite(tmp_path / "empty", n_train=1, n_scenes_per_property=0, size=SIZE, frames=FRAMES)
+    assert (tmp_path / "empty" / "index.json").exists()
+
+
 def _one_body(pos: tuple[float, float], vel: tuple[float, float], r: float = 0.08, **scene: object) -> physics.Scene:
     return physics.Scene(
         seed=-1, pos=np.array([pos]), vel=np.array([vel]), radius=np.array([r]), square=np.array([True]),

@@ -15,9 +15,7 @@ import torch
 
 from jepaworld.config import DataConfig
 from jepaworld.data.images import DataError
-from jepaworld.data.video import VideoClipDataset, VideoError
-
-VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif")
+from jepaworld.data.video import VIDEO_SUFFIXES, VideoClipDataset, VideoError
 
 
 class VideoDataset:
@@ -68,6 +66,12 @@ def video_dataset(cfg: DataConfig, split: str) -> VideoDataset:
         print(f"data: {root} does not exist; generating the default intuitive-physics suite there "
               f"(same as `jepaworld physics generate --out {root}`)", flush=True)  # fmt: skip
         generate_suite(root)
+    if (root / "train").is_dir() and not (root / "index.json").exists():
+        # A suite is complete once its index is written; a train/ folder without one is a copy or an older
+        # interrupted `physics generate`, and training on part of it would go unnoticed.
+        raise DataError(f"{root}: has train/ but no index.json, so it is not a complete suite; regenerate it with "
+                        f"`jepaworld physics generate --out DIR`, or pass --data.path {root / 'train'} to train on "
+                        "those videos as they are")  # fmt: skip
     folder = root / "train" if (root / "train").is_dir() else root
     files = video_files(folder) if folder.is_dir() else [folder]
     if not files:

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".gif")
 
 
 class VideoError(ValueError):
@@ -64,6 +65,8 @@ def _read_frame_folder(folder: Path, *, size: int | None, max_frames: int | None
         try:
             with Image.open(file) as image:
                 frame = np.asarray(_to_rgb(image), dtype=np.uint8)  # (H, W, 3)
+        except PermissionError as err:
+            raise VideoError(f"{file}: cannot read it (permission denied); check the file's permissions") from err
         except (OSError, ValueError, SyntaxError) as err:
             # PIL reports bad files as OSError (truncated, unidentified), ValueError or SyntaxError (headers).
             raise VideoError(f"{file}: unreadable image in frame folder ({err}); replace or delete this file") from err
@@ -85,21 +88,27 @@ def _read_container(path: Path, *, size: int | None, max_frames: int | None) -> 
             if not container.streams.video:
                 raise VideoError(f"{path}: has no video stream; pass a video file or a folder of png/jpg frames")
             stream = container.streams.video[0]
-            expected = stream.frames  # 0 when the container does not store a frame count (webm, gif)
+            expected, exact = stream.frames, True  # 0 when the container does not store a frame count (webm, mkv)
+            if expected == 0 and container.duration and stream.average_rate:
+                # webm / mkv: the header's duration (written when the file was finished) times the frame rate.
+                # Variable frame rates make it approximate, so allow a frame and 2% before calling it truncated.
+                estimate = container.duration / av.time_base * float(stream.average_rate)
+                expected, exact = int(estimate - max(1.0, 0.02 * estimate)), False
             for frame in container.decode(stream):
                 image = frame.to_ndarray(format="rgb24")  # (H, W, 3); grey and palette formats become RGB
                 frames.append(_resize(image, size) if size is not None else image)
                 if max_frames is not None and len(frames) >= max_frames:
                     return frames
+    except PermissionError as err:
+        raise VideoError(f"{path}: cannot read it (permission denied); check the file's permissions") from err
     except av.FFmpegError as err:
         raise VideoError(
             f"{path}: cannot decode ({err}); the file is corrupt or truncated, re-encode or re-download it"
         ) from err
     # A file cut after its header can decode "successfully" with frames missing; never return a partial video.
     if expected > 0 and len(frames) < expected:
-        raise VideoError(
-            f"{path}: decoded {len(frames)} of {expected} frames, the file is truncated; re-encode or re-download it"
-        )
+        of = f"{expected} frames" if exact else f"the {round(estimate)} frames its duration implies"
+        raise VideoError(f"{path}: decoded {len(frames)} of {of}, the file is truncated; re-encode or re-download it")
     return frames
 
 
@@ -117,9 +126,15 @@ def read_video(path: str | Path, *, size: int | None = None, max_frames: int | N
         raise VideoError(f"{path}: max_frames={max_frames} reads nothing; pass max_frames >= 1 or None")
     if not path.exists():
         raise VideoError(f"{path}: no such file or folder; check the path (a video file or a folder of frames)")
+    if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+        raise VideoError(f"{path}: cannot read it (permission denied); check its permissions")
     if path.is_dir():
         frames = _read_frame_folder(path, size=size, max_frames=max_frames)
         if not frames:
+            videos = [f for f in path.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES]
+            if videos:
+                raise VideoError(f"{path}: folder holds video files ({len(videos)}), not frames; pass the videos "
+                                 f"themselves, e.g. {path / '*'}{videos[0].suffix}")  # fmt: skip
             raise VideoError(f"{path}: folder holds no png/jpg frames; put frames in it or pass a video file")
     else:
         frames = _read_container(path, size=size, max_frames=max_frames)

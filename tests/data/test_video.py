@@ -87,6 +87,35 @@ def test_truncated_mp4(tmp_path: Path, faststart: bool) -> None:
     _assert_names(err, cut)
 
 
+@pytest.mark.parametrize(("fmt", "codec"), [("webm", "libvpx-vp9"), ("matroska", "libx264")])
+def test_truncated_video_without_a_frame_count(tmp_path: Path, fmt: str, codec: str) -> None:
+    # webm and mkv store no frame count, and a cut file decodes its first frames without an error: the header's
+    # duration is what tells that frames are missing.
+    full = tmp_path / "full.mkv"
+    with av.open(str(full), "w", format=fmt) as c:
+        stream = c.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+        for frame in _noise(32, 32, 32):
+            c.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        c.mux(stream.encode(None))
+    assert read_video(full).shape == (32, 32, 32, 3)
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    with pytest.raises(VideoError, match=r"decoded \d+ of the 32 frames its duration implies") as err:
+        read_video(cut)
+    _assert_names(err, cut)
+
+
+def test_unreadable_file_says_permission(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests run as root, which chmod cannot lock out; stand in for a file the user may not read.
+    path = write_video(tmp_path / "locked.mp4", _noise(4, 16, 16))
+    monkeypatch.setattr(video_mod.os, "access", lambda *_: False)
+    with pytest.raises(VideoError, match=r"cannot read it \(permission denied\); check its permissions") as err:
+        read_video(path)
+    _assert_names(err, path)
+
+
 def test_garbage_file(tmp_path: Path) -> None:
     path = tmp_path / "garbage.mp4"
     path.write_bytes(b"this is not a video" * 50)
@@ -121,9 +150,12 @@ def test_bad_frame_in_folder(tmp_path: Path) -> None:
 
 
 def test_empty_folder(tmp_path: Path) -> None:
-    with pytest.raises(VideoError) as err:
+    with pytest.raises(VideoError, match="holds no png/jpg frames") as err:
         read_video(tmp_path)
     _assert_names(err, tmp_path)
+    write_video(tmp_path / "a.mp4", _noise(2, 8, 8))  # a folder of videos is not a video
+    with pytest.raises(VideoError, match=r"holds video files \(1\), not frames; pass the videos themselves, e\.g\. "):
+        read_video(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA"])
@@ -210,6 +242,20 @@ def test_mistyped_video_path_is_an_error_not_a_new_suite(tmp_path: Path) -> None
     assert str(err.value) == (f"{typo}: no such suite or video folder; check --data.path, or write a suite there "
                               f"with `jepaworld physics generate --out {typo}`")  # fmt: skip
     assert not typo.exists() and not typo.parent.exists()
+
+
+def test_suite_without_index_is_refused(tmp_path: Path) -> None:
+    """A train/ folder without index.json (an interrupted or partly copied suite) is not trained on quietly."""
+    from jepaworld.config import apply_overrides, get_preset
+    from jepaworld.data import DataError
+    from jepaworld.data.clips import video_dataset
+
+    write_video(tmp_path / "suite" / "train" / "00000.mp4", _noise(16, 16, 16))
+    cfg = apply_overrides(get_preset("vjepa-physics-micro"), {"data.path": str(tmp_path / "suite")})
+    with pytest.raises(DataError, match=r"has train/ but no index.json.*--data.path .*suite/train"):
+        video_dataset(cfg.data, "train")
+    cfg = apply_overrides(cfg, {"data.path": str(tmp_path / "suite" / "train")})
+    assert len(video_dataset(cfg.data, "train")) > 0  # the fix the message names
 
 
 def test_preset_suite_path_is_generated_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

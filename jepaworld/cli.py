@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except TrainingError as e:
         print(f"jepaworld {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         return 1
 
 

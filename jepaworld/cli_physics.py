@@ -25,6 +25,21 @@ def _no_extra(rest: list[str]) -> None:
         raise ConfigError(f"unexpected arguments {' '.join(rest)}; see --help")
 
 
+def _write_json(path: str, payload: object) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=2))
+    return out
+
+
+def _check_scoring(args: argparse.Namespace) -> None:
+    """Scoring options that are wrong whatever the video, named by their flags before any scoring."""
+    if args.stride < 1:
+        raise ConfigError(f"--stride {args.stride}: pass a number of frames >= 1")
+    if not 0.0 < args.top <= 1.0:
+        raise ConfigError(f"--top {args.top:g}: pass a fraction of tokens in (0, 1], e.g. --top 0.1")
+
+
 def _scoring_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stride", type=int, default=2, help="frames between window starts (default 2)")
     p.add_argument(
@@ -77,6 +92,9 @@ def _generate(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "index.json").exists():
         raise ConfigError(f"{out} already holds a suite; remove it or pass another --out")
+    for flag, value in (("--n-train", args.n_train), ("--scenes", args.scenes), ("--seed", args.seed)):
+        if value < 0:
+            raise ConfigError(f"{flag} {value}: pass a number >= 0")
     try:
         index = generate_suite(
             out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,
@@ -84,17 +102,23 @@ def _generate(args: argparse.Namespace) -> int:
         )  # fmt: skip
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
+    except KeyboardInterrupt:  # generate_suite writes a hidden copy and renames it when done
+        print(f"jepaworld physics: interrupted; nothing was written to {out}", file=sys.stderr)
+        return 130
     n_test = sum(v["split"] == "test" for v in index["videos"])
-    print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({args.scenes} scenes per property), "
+    scenes = f"{args.scenes} scene{'s' * (args.scenes != 1)}"
+    print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({scenes} per property), "
           f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}; index {out / 'index.json'}")  # fmt: skip
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from jepaworld.physics_eval import evaluate, format_table, format_variants, to_json
+    from jepaworld.physics_eval import evaluate, format_table, format_variants, read_index, to_json
     from jepaworld.surprise import CopyScorer, PixelScorer, load_scorer, random_scorer
     from jepaworld.train import resolve_device
 
+    _check_scoring(args)
+    read_index(args.suite)  # a bad suite fails before the checkpoints load
     device = resolve_device(args.device)
     vjepa = load_scorer(None if args.checkpoint == "default" else args.checkpoint, device=device)
     scorers = {f"{vjepa.cfg.method.name} (checkpoint)": vjepa, "random init": random_scorer(vjepa)}
@@ -119,7 +143,7 @@ def _eval(args: argparse.Namespace) -> int:
     if variants := format_variants(results):
         print(f"\npairwise accuracy by variant of the violation:\n{variants}")
     if args.json:
-        Path(args.json).write_text(json.dumps(to_json(results), indent=2))
+        print(f"wrote {_write_json(args.json, to_json(results))}")
     return 0
 
 
@@ -131,13 +155,28 @@ def _surprise_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="[CHECKPOINT] VIDEO...: a checkpoint (run folder or .pt; "
                    "omit it for the shipped default), then videos (mp4/webm/avi/... or folders of frames)")  # fmt: skip
     p.add_argument("--default", action="store_true", help="use the shipped default checkpoint; all paths are videos")
-    p.add_argument("--plot", default="", help="write a PNG surprise curve (peaks marked) here")
+    p.add_argument("--plot", default="", help="write a PNG surprise curve (peaks marked) here; another suffix "
+                   "(.pdf, .svg, .jpg) picks that format")  # fmt: skip
     p.add_argument("--json", default="", help="write per-window and per-frame scores as JSON here")
     _scoring_args(p)
 
 
-def _is_checkpoint(path: Path) -> bool:
-    return path.suffix == ".pt" or (path.is_dir() and (path / "checkpoint.pt").exists())
+def _is_checkpoint(path: Path, *, more: bool) -> bool:
+    """Whether the first PATH names a checkpoint; `more`: other paths follow it. A path that does not exist and
+    is not named like a video, or a run folder without its checkpoint, counts as one when videos follow, so
+    that a mistyped or untrained checkpoint is an error rather than a video the shipped default then scores."""
+    from jepaworld.data.clips import VIDEO_SUFFIXES
+
+    try:
+        if path.suffix == ".pt" or (path.is_dir() and (path / "checkpoint.pt").exists()):
+            return True
+        if not more:
+            return False
+        if not path.exists():
+            return path.suffix.lower() not in VIDEO_SUFFIXES
+        return path.is_dir() and any((path / f).exists() for f in ("config.json", "metrics.jsonl"))
+    except OSError:  # an unreadable folder: the video reader names it
+        return False
 
 
 def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
@@ -148,10 +187,14 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.surprise import SurpriseError, cpu_threads, load_scorer, plot_results, score_video
     from jepaworld.train import resolve_device
 
+    _check_scoring(args)
     paths = [Path(p) for p in args.paths]
     checkpoint = None
-    if not args.default and _is_checkpoint(paths[0]):
+    if not args.default and _is_checkpoint(paths[0], more=len(paths) > 1):
         checkpoint, paths = paths[0], paths[1:]
+        if not checkpoint.exists():
+            raise ConfigError(f"{checkpoint}: no such checkpoint or video; train one (`jepaworld pretrain --preset "
+                              "vjepa-physics`), or leave it out to use the shipped default")  # fmt: skip
     if not paths:
         raise ConfigError("no video given; usage: jepaworld surprise [CHECKPOINT] VIDEO...")
     scorer = load_scorer(checkpoint, device=resolve_device(args.device))
@@ -172,8 +215,7 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     if failed and not results:
         return 2
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in results], indent=2))
-        print(f"wrote {args.json}")
+        print(f"wrote {_write_json(args.json, [r.to_dict() for r in results])}")
     if args.plot:
         print(f"wrote {plot_results(results, args.plot)}")
     if failed:

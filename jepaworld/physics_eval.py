@@ -76,11 +76,24 @@ class VideoScore:
 
 
 def read_index(suite: str | Path) -> dict:
-    path = Path(suite) / "index.json"
+    suite = Path(suite)
+    if not suite.is_dir():
+        what = "is a file" if suite.exists() else "does not exist"
+        raise SurpriseError(f"{suite}: {what}; pass the suite folder written by `jepaworld physics generate`")
+    path = suite / "index.json"
     if not path.exists():
         raise SurpriseError(f"{suite}: no index.json; pass a suite written by `jepaworld physics generate`")
-    index = json.loads(path.read_text())
-    if not any(v["split"] == "test" for v in index["videos"]):
+    try:
+        index = json.loads(path.read_text())
+        test = [v for v in index["videos"] if v["split"] == "test"]
+        fields = {k for v in test for k in ("file", "pair", "kind", "property") if k not in v}  # what `metrics` reads
+        if missing := sorted(fields | ({"properties"} - set(index))):
+            raise KeyError(", ".join(missing))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"no {e.args[0]}" if isinstance(e, KeyError) else type(e).__name__
+        raise SurpriseError(f"{path}: not a suite index ({why}); regenerate the suite with `jepaworld physics "
+                            "generate`") from e  # fmt: skip
+    if not test:
         raise SurpriseError(f"{suite}: the suite has no test pairs; generate it with --scenes > 0")
     return index
 

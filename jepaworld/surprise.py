@@ -367,6 +367,7 @@ def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
     import matplotlib.pyplot as plt
 
     out = Path(out)
+    out = out if out.suffix else out.with_suffix(".png")  # what matplotlib writes for a name without suffix
     fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.6 * len(results)), squeeze=False)
     for ax, r in zip(axes[:, 0], results, strict=True):
         frames = np.arange(len(r.frame_scores))

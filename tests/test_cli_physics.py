@@ -61,6 +61,35 @@ def test_surprise_errors_are_one_line(workspace: Path, capsys: pytest.CaptureFix
     assert "no such file" in capsys.readouterr().err
 
 
+def test_surprise_with_a_missing_checkpoint_scores_nothing(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mistyped or untrained checkpoint must not be read as a video while the shipped default scores the rest."""
+    video = workspace / "suite" / "test" / "continuity_0a_impossible.mp4"
+    assert main(["surprise", str(workspace / "runs-typo"), str(video)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip() == (
+        f"jepaworld surprise: error: {workspace / 'runs-typo'}: no such checkpoint or video; train one "
+        "(`jepaworld pretrain --preset vjepa-physics`), or leave it out to use the shipped default"
+    )
+    assert "surprise" not in captured.out
+    untrained = workspace / "untrained"  # a run folder that stopped before its first checkpoint
+    untrained.mkdir()
+    (untrained / "config.json").write_text("{}")
+    assert main(["surprise", str(untrained), str(video)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "checkpoint.pt: no such checkpoint" in err
+
+
+def test_surprise_output_paths_and_flag_errors(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = workspace / "suite" / "test" / "continuity_0a_impossible.mp4"
+    out_json, plot = workspace / "new" / "dir" / "s.json", workspace / "curve"
+    assert main(["surprise", str(workspace / "vjepa"), str(video), "--json", str(out_json), "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out_json}" in printed and len(json.loads(out_json.read_text())) == 1  # the folder is made
+    assert f"wrote {plot}.png" in printed and plot.with_suffix(".png").exists()  # the file matplotlib wrote
+    assert main(["surprise", str(workspace / "vjepa"), str(video), "--stride", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "jepaworld surprise: error: --stride 0: pass a number of frames >= 1"
+
+
 def test_surprise_scores_the_good_videos_when_one_fails(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """One bad video must not lose the others' scores: they are printed and written, and the exit status says
     that something failed."""
@@ -104,6 +133,28 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     assert (overall["scenes"], overall["pairs"]) == (5, 8)  # colour excluded: 3 quadruplets and 2 pairs
     gravity = results["vjepa (checkpoint)"]["gravity"]["variants"]  # the suite's one gravity pair, by its variant
     assert list(gravity) in (["float"], ["fall_upward"]) and "pairwise accuracy by variant" in table
+
+
+def test_physics_eval_and_generate_errors_are_one_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = workspace / "broken-suite"
+    broken.mkdir()
+    checkpoint = str(workspace / "vjepa")
+    cases = [  # (index.json to write into `broken`, arguments, what the one-line error says)
+        (None, ["physics", "eval", checkpoint, str(workspace / "nowhere")], "nowhere: does not exist; pass the suite"),
+        (None, ["physics", "eval", checkpoint, str(workspace / "suite" / "index.json")], "index.json: is a file"),
+        (None, ["physics", "eval", checkpoint, str(broken)], "broken-suite: no index.json"),
+        ('{"videos": [', ["physics", "eval", checkpoint, str(broken)], "not a suite index (JSONDecodeError)"),
+        ('{"a": 1}', ["physics", "eval", checkpoint, str(broken)], "not a suite index (no videos)"),
+        (None, ["physics", "generate", "--out", str(workspace / "neg"), "--n-train", "-1"], "--n-train -1: pass"),
+    ]
+    for index_text, args, expected in cases:
+        if index_text is not None:
+            (broken / "index.json").write_text(index_text)
+        assert main(args) == 2
+        captured = capsys.readouterr()
+        assert len(captured.err.strip().splitlines()) == 1 and expected in captured.err, (args, captured.err)
+        assert "scoring" not in captured.out  # checked before any checkpoint is loaded
+    assert not (workspace / "neg").exists()
 
 
 def test_demo_physics_section(tmp_path: Path) -> None:

@@ -74,8 +74,8 @@ class ModelConfig:
         "world model: tokens -> frame vector: keypoints (spatial soft-argmax) | flat",
         ("keypoints", "flat"),
     )
-    encoder_init: str = _f("", "world model: checkpoint whose encoder initialises this one ('' = random init)")
-    freeze_encoder: bool = _f(False, "world model: keep the encoder frozen (use with encoder_init)")
+    encoder_init: str = _f("", "world model, vjepa: checkpoint whose encoder initialises this one ('' = random init)")
+    freeze_encoder: bool = _f(False, "world model, vjepa: keep the encoder frozen (use with encoder_init)")
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,35 @@ def test_train_a_few_steps_on_a_tiny_suite(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "checkpoint.pt").exists()
 
 
+def test_predictor_trains_on_a_frozen_pretrained_encoder(tmp_path: Path) -> None:
+    from jepaworld.checkpoint import load_method
+
+    suite = tmp_path / "suite"
+    generate_suite(suite, n_train=3, n_scenes_per_property=0, size=16, frames=16, seed=5)
+    base = {"data.path": str(suite), "train.steps": "2"}
+    train(apply_overrides(get_preset("vjepa-physics-micro"), {**base, "train.out": str(tmp_path / "source")}))
+    source = load_method(tmp_path / "source")[0].eval_encoder.state_dict()
+    frozen = {**base, "model.encoder_init": str(tmp_path / "source"), "model.freeze_encoder": "true"}
+    method = _method("vjepa-physics-micro", **frozen)
+    for encoder in (method.encoder, method.target_encoder):
+        assert all(torch.equal(v, source[k]) for k, v in encoder.state_dict().items())
+        assert not any(p.requires_grad for p in encoder.parameters())
+    before = {k: v.clone() for k, v in method.predictor.state_dict().items()}
+    loss, _ = method(_batch(method))
+    loss.backward()
+    torch.optim.SGD([p for p in method.parameters() if p.requires_grad], lr=0.1).step()
+    method.after_step(0.5)
+    assert all(p.grad is None for p in method.encoder.parameters())
+    assert all(torch.equal(v, source[k]) for k, v in method.target_encoder.state_dict().items())  # EMA of a constant
+    assert any(not torch.equal(v, before[k]) for k, v in method.predictor.state_dict().items())
+    # Through the trainer: the run's encoder is still the source's.
+    result = train(apply_overrides(get_preset("vjepa-physics-micro"), {**frozen, "train.out": str(tmp_path / "pred")}))
+    assert torch.isfinite(torch.tensor(result.loss))
+    (tmp_path / "source" / "checkpoint.pt").unlink()  # the run holds every weight it needs
+    trained = load_method(tmp_path / "pred")[0].eval_encoder.state_dict()
+    assert all(torch.equal(v, source[k]) for k, v in trained.items())
+
+
 @pytest.mark.parametrize("target", ["ema", "online"])
 def test_per_position_regulariser_trains_the_encoder_on_every_token(target: str) -> None:
     overrides = {"method.regularizer": "vicreg", "method.reg_on": "tokens", "method.target": target}

@@ -24,6 +24,25 @@ def build_encoder(cfg: ExperimentConfig, spec: DataSpec) -> VisionTransformer:
     )  # fmt: skip
 
 
+def initial_encoder(path: str, encoder: VisionTransformer) -> VisionTransformer:
+    """Copy the eval encoder of the checkpoint at `path` into `encoder` (same architecture required)."""
+    from jepaworld.checkpoint import CheckpointError, load_method
+
+    source, _, _, state = load_method(path)
+    other = source.eval_encoder
+    if not isinstance(other, VisionTransformer):
+        raise CheckpointError(f"{state['path']}: its method has no ViT encoder to initialise this model from")
+    mine = (encoder.dim, len(encoder.blocks), encoder.patch_size, encoder.in_chans, encoder.img_size, encoder.grid)
+    theirs = (other.dim, len(other.blocks), other.patch_size, other.in_chans, other.img_size, other.grid)
+    if mine != theirs:
+        raise CheckpointError(
+            f"{state['path']}: encoder (dim, depth, patch, channels, img_size, grid) = {theirs} does not match "
+            f"this model's {mine}; set --model.size/--model.depth/--model.patch_size and the data to match"
+        )
+    encoder.load_state_dict(other.state_dict())
+    return encoder
+
+
 def build_regularizer(cfg: ExperimentConfig, dim: int) -> Regularizer:
     me = cfg.method
     return Regularizer(
@@ -70,9 +89,16 @@ def build_mae(cfg: ExperimentConfig, spec: DataSpec) -> MAE:
 
 
 def build_vjepa(cfg: ExperimentConfig, spec: DataSpec) -> JEPA:
-    """V-JEPA (Bardes et al. 2024): the JEPA class on a tubelet encoder with multi-block tube masks."""
+    """V-JEPA (Bardes et al. 2024): the JEPA class on a tubelet encoder with multi-block tube masks.
+
+    `model.encoder_init` starts the encoder (and its EMA target) from another checkpoint's; with
+    `model.freeze_encoder` only the predictor trains, on fixed targets, as V-JEPA 2 trains its action-conditioned
+    predictor on a frozen encoder (Assran et al. 2025)."""
     enc = build_encoder(cfg, spec)
     m, me = cfg.model, cfg.method
+    if m.encoder_init:
+        enc = initial_encoder(m.encoder_init, enc)
+    enc.requires_grad_(not m.freeze_encoder)
     pred = predictor_for(
         enc, dim=m.pred_dim, depth=m.pred_depth, num_heads=m.pred_heads, out_dim=enc.dim, carry=m.pred_carry
     )

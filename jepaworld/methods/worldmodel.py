@@ -506,28 +506,9 @@ class WorldModel(Method):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def _initial_encoder(path: str, encoder: VisionTransformer) -> VisionTransformer:
-    """Copy the eval encoder of the checkpoint at `path` into `encoder` (same architecture required)."""
-    from jepaworld.checkpoint import CheckpointError, load_method
-
-    source, _, _, state = load_method(path)
-    other = source.eval_encoder
-    if not isinstance(other, VisionTransformer):
-        raise CheckpointError(f"{state['path']}: its method has no ViT encoder to initialise the world model from")
-    mine = (encoder.dim, len(encoder.blocks), encoder.patch_size, encoder.in_chans, encoder.img_size)
-    theirs = (other.dim, len(other.blocks), other.patch_size, other.in_chans, other.img_size)
-    if mine != theirs:
-        raise CheckpointError(
-            f"{state['path']}: encoder (dim, depth, patch, channels, img_size) = {theirs} does not match this "
-            f"world model's {mine}; set --model.size/--model.depth/--model.patch_size and the data to match"
-        )
-    encoder.load_state_dict(other.state_dict())
-    return encoder
-
-
 def build_worldmodel(cfg, spec) -> WorldModel:  # (ExperimentConfig, DataSpec); untyped to avoid an import cycle
     from jepaworld.data.images import DataError
-    from jepaworld.methods import build_encoder, build_regularizer
+    from jepaworld.methods import build_encoder, build_regularizer, initial_encoder
 
     m, me = cfg.model, cfg.method
     if spec.action_dim and spec.action_dim != m.action_dim:
@@ -539,7 +520,7 @@ def build_worldmodel(cfg, spec) -> WorldModel:  # (ExperimentConfig, DataSpec); 
         raise DataError(f"the world model encodes single frames (DataSpec.frames = 1), got frames={spec.frames}")
     encoder = build_encoder(cfg, spec)
     if m.encoder_init:
-        encoder = _initial_encoder(m.encoder_init, encoder)
+        encoder = initial_encoder(m.encoder_init, encoder)
     if me.regularizer == "vicreg":
         regularizer = EmbeddingVICReg(weight=me.reg_weight, std_weight=me.vicreg_std_weight,
                                       cov_weight=me.vicreg_cov_weight)  # fmt: skip

@@ -378,7 +378,7 @@ def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
         ax.plot(p, r.frame_scores[p], "v", color="tab:red", markersize=9, label="peaks")
         for i in p:
             ax.annotate(str(i), (i, r.frame_scores[i]), textcoords="offset points", xytext=(0, 6), ha="center")
-        ax.set_title(f"{Path(r.video).name}: mean {r.mean:.3f}, max {r.max:.3f}", fontsize=10)
+        ax.set_title(f"{Path(r.video).name}: video score over windows, mean {r.mean:.3f}, max {r.max:.3f}", fontsize=10)
         ax.set_xlabel("frame")
         ax.set_ylabel("surprise")
         ax.legend(fontsize=7, loc="best")

@@ -79,7 +79,7 @@ def probe(x: np.ndarray, y: np.ndarray, train: np.ndarray) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoints", nargs="+", help="video checkpoints (run folders or .pt) of the same clip size")
-    p.add_argument("--scenes", type=int, default=240, help="single-body scenes (default 240; a quarter held out)")
+    p.add_argument("--scenes", type=int, default=480, help="single-body scenes (default 480; a quarter held out)")
     p.add_argument("--seed", type=int, default=7, help="suite seed the scenes are drawn from (default 7)")
     p.add_argument("--json", default="", help="also write the R^2 table here")
     args = p.parse_args()

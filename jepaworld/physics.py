@@ -668,7 +668,8 @@ def generate_suite(
     # Written to a hidden sibling and renamed into place when complete: an interrupted run (Ctrl-C, a full disk)
     # leaves no partial suite behind that training would later read without a word.
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.resolve().with_name(f".{out.resolve().name}.partial-{os.getpid()}")
+    resolved = out.resolve()  # a name even for "."
+    tmp = resolved.with_name(f".{resolved.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         index = _write_suite(tmp, n_train=n_train, n_scenes_per_property=n_scenes_per_property, size=size,

@@ -165,7 +165,7 @@ def _is_checkpoint(path: Path, *, more: bool) -> bool:
     """Whether the first PATH names a checkpoint; `more`: other paths follow it. A path that does not exist and
     is not named like a video, or a run folder without its checkpoint, counts as one when videos follow, so
     that a mistyped or untrained checkpoint is an error rather than a video the shipped default then scores."""
-    from jepaworld.data.clips import VIDEO_SUFFIXES
+    from jepaworld.data.video import VIDEO_SUFFIXES
 
     try:
         if path.suffix == ".pt" or (path.is_dir() and (path / "checkpoint.pt").exists()):

@@ -132,7 +132,8 @@ def _eval(args: argparse.Namespace) -> int:
             space = "pixels" if isinstance(base, PixelScorer) else f"{base.cfg.method.name} features"
             scorers[f"nothing moves ({space})"] = CopyScorer(base)
     print(f"scoring the test pairs of {args.suite} with {', '.join(scorers)} ...", flush=True)
-    results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames, top=args.top)
+    results = evaluate(scorers, args.suite, stride=args.stride, context_frames=args.context_frames, top=args.top,
+                       progress=True)  # fmt: skip
     print(format_table(results))
     print(
         "pairwise: share of pairs whose impossible video has the higher video score (max or mean over windows); "
@@ -184,7 +185,7 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     still printed and written; the exit status is 2 when any failed."""
     _no_extra(rest)
     from jepaworld.data.video import VideoError
-    from jepaworld.surprise import SurpriseError, cpu_threads, load_scorer, plot_results, score_video
+    from jepaworld.surprise import MAX_PANELS, SurpriseError, cpu_threads, load_scorer, plot_results, score_video
     from jepaworld.train import resolve_device
 
     _check_scoring(args)
@@ -217,7 +218,9 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     if args.json:
         print(f"wrote {_write_json(args.json, [r.to_dict() for r in results])}")
     if args.plot:
-        print(f"wrote {plot_results(results, args.plot)}")
+        shown = "" if len(results) <= MAX_PANELS else f" (the {MAX_PANELS} of {len(results)} videos with the " \
+            "highest max score; --json holds them all)"  # fmt: skip
+        print(f"wrote {plot_results(results, args.plot)}{shown}")
     if failed:
         print(f"scored {len(results)} of {len(paths)} videos; the errors above name the others", flush=True)
         return 2

@@ -27,6 +27,8 @@ Every scorer (`jepaworld.surprise`) scores each test video; per property we repo
 from __future__ import annotations
 
 import json
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,11 +139,22 @@ def score_suite(
     stride: int = 2,
     context_frames: int | None = None,
     top: float = 1.0,
+    progress: bool = False,
 ) -> dict[str, dict[str, VideoScore]]:
-    """{model name: {file: VideoScore}} for every test video of the suite (`surprise_results`)."""
+    """{model name: {file: VideoScore}} for every test video of the suite (`surprise_results`).
+
+    `progress`: a line on stderr at every tenth of the videos, as scoring a large suite takes minutes on a CPU.
+    """
     out: dict[str, dict[str, VideoScore]] = {name: {} for name in scorers}
+    total, last = sum(v["split"] == "test" for v in index["videos"]), list(scorers)[-1]
+    done, tenths, t0 = 0, 0, time.perf_counter()
     for v, name, r in surprise_results(scorers, suite, index, stride=stride, context_frames=context_frames, top=top):
         out[name][v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))
+        done += name == last  # every model has scored this video
+        if progress and 10 * done // total > tenths:
+            tenths = 10 * done // total
+            print(f"  scored {done} / {total} test videos in {time.perf_counter() - t0:.0f} s", file=sys.stderr,
+                  flush=True)  # fmt: skip
     return out
 
 
@@ -224,11 +237,13 @@ def evaluate(
     stride: int = 2,
     context_frames: int | None = None,
     top: float = 1.0,
+    progress: bool = False,
 ) -> dict[str, dict[str, PropertyScore]]:
-    """{model name: {property: PropertyScore}} on the test pairs of `suite`."""
+    """{model name: {property: PropertyScore}} on the test pairs of `suite`; `progress` as for `score_suite`."""
     index = read_index(suite)
     with cpu_threads(1):
-        scores = score_suite(scorers, suite, index, stride=stride, context_frames=context_frames, top=top)
+        scores = score_suite(scorers, suite, index, stride=stride, context_frames=context_frames, top=top,
+                             progress=progress)  # fmt: skip
     return {name: metrics(index, s) for name, s in scores.items()}
 
 

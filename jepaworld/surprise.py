@@ -342,25 +342,31 @@ def score_video(
 # plot
 
 
-def peaks(x: np.ndarray) -> list[int]:
-    """Indices of the clear peaks of a curve: local maxima above mean + 1 std, and always the global maximum."""
+def peaks(x: np.ndarray, *, min_rise: float = 0.1) -> list[int]:
+    """Indices of the clear peaks of a curve: local maxima above mean + 1 std that also rise at least `min_rise`
+    of the curve's median above that median. A flat curve has none: on a still scene the shipped checkpoint's
+    frame scores span under 5% of their median, and marking the largest of them would point at noise."""
     valid = ~np.isnan(x)
     if not valid.any():
         return []
     v = x[valid]
-    thresh = v.mean() + v.std()
+    thresh = max(v.mean() + v.std(), np.median(v) * (1.0 + min_rise))
     y = np.where(valid, x, -np.inf)
-    out = {int(np.argmax(y))}
+    out = []
     for i in range(len(y)):
         left = y[i - 1] if i > 0 else -np.inf
         right = y[i + 1] if i + 1 < len(y) else -np.inf
         if y[i] > thresh and y[i] > left and y[i] >= right:  # the first frame of a plateau (tubelets)
-            out.add(i)
-    return sorted(out)
+            out.append(i)
+    return out
+
+
+MAX_PANELS = 30  # a plot of more videos shows the most surprising ones; a figure 30 panels tall is already a scroll
 
 
 def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
-    """One panel per video: per-frame surprise with its peaks marked, and the window scores."""
+    """One panel per video, in up to 3 columns: per-frame surprise with its peaks marked, and the window scores.
+    Of more than `MAX_PANELS` videos it plots those with the highest max score, in their given order."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -368,8 +374,15 @@ def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
 
     out = Path(out)
     out = out if out.suffix else out.with_suffix(".png")  # what matplotlib writes for a name without suffix
-    fig, axes = plt.subplots(len(results), 1, figsize=(8, 2.6 * len(results)), squeeze=False)
-    for ax, r in zip(axes[:, 0], results, strict=True):
+    if len(results) > MAX_PANELS:
+        keep = set(np.argsort([-r.max for r in results], kind="stable")[:MAX_PANELS].tolist())
+        results = [r for i, r in enumerate(results) if i in keep]
+    cols = 1 if len(results) <= 6 else 2 if len(results) <= 16 else 3
+    rows = math.ceil(len(results) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(results) :]:
+        ax.axis("off")
+    for ax, r in zip(axes.flat, results, strict=False):
         frames = np.arange(len(r.frame_scores))
         ax.plot(frames, r.frame_scores, "-", color="tab:blue", label="per frame")
         hidden_end = [s + (r.window - 1) * r.frame_step for s in r.starts]
@@ -378,7 +391,9 @@ def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
         ax.plot(p, r.frame_scores[p], "v", color="tab:red", markersize=9, label="peaks")
         for i in p:
             ax.annotate(str(i), (i, r.frame_scores[i]), textcoords="offset points", xytext=(0, 6), ha="center")
-        ax.set_title(f"{Path(r.video).name}: video score over windows, mean {r.mean:.3f}, max {r.max:.3f}", fontsize=10)
+        flat = "" if p else "; no clear peak"
+        ax.set_title(f"{Path(r.video).name}: video score over windows, mean {r.mean:.3f}, max {r.max:.3f}{flat}",
+                     fontsize=10)  # fmt: skip
         ax.set_xlabel("frame")
         ax.set_ylabel("surprise")
         ax.legend(fontsize=7, loc="best")

@@ -122,7 +122,9 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     suite, out_json = workspace / "suite", workspace / "eval.json"
     args = ["physics", "eval", str(workspace / "vjepa"), str(suite), "--baseline", str(workspace / "videomae")]
     assert main([*args, "--nothing-moves", "--json", str(out_json)]) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
+    assert captured.err.splitlines()[-1].startswith("  scored 20 / 20 test videos in ")  # progress, off stdout
     rows = ("vjepa (checkpoint)", "random init", "videomae (pixel baseline)", "overall", "color (control)", "relative",
             "nothing moves (vjepa features)", "nothing moves (pixels)")  # fmt: skip
     for row in rows:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from jepaworld.checkpoint import save_checkpoint
 from jepaworld.config import apply_overrides, get_preset
@@ -18,6 +19,7 @@ from jepaworld.masks import FutureFrames
 from jepaworld.methods import DataSpec, build_method
 from jepaworld.methods.mae import patchify
 from jepaworld.surprise import (
+    MAX_PANELS,
     CopyScorer,
     Scorer,
     SurpriseError,
@@ -185,12 +187,24 @@ def test_vjepa_checkpoint_round_trip_and_plot(tmp_path: Path) -> None:
     assert (score_frames(scorer, _video(), name="v", top=0.1).window_scores >= r.window_scores - 1e-7).all()
     png = plot_results([r, r], tmp_path / "curve.png")
     assert png.stat().st_size > 1000
+    # Many videos: a grid of at most MAX_PANELS panels in 3 columns, not a figure one panel per video tall.
+    many = plot_results([r] * (MAX_PANELS + 5), tmp_path / "many.png")
+    with Image.open(many) as im:
+        width, height = im.size
+    assert (width, height) == (3 * 800, 260 * math.ceil(MAX_PANELS / 3))
 
 
 def test_peaks() -> None:
     x = np.array([np.nan, 1.0, 1.0, 5.0, 1.0, 1.0, 4.0, 1.0])
     assert peaks(x) == [3, 6]
     assert peaks(np.full(3, np.nan)) == []
+    # A flat curve (a still scene: frame scores within 5% of each other) has no clear peak, though its largest
+    # value is above mean + std; a rise of 20% above the median is one.
+    flat = 0.1 + 0.004 * np.random.default_rng(0).random(30)
+    assert peaks(flat) == []
+    bump = flat.copy()
+    bump[17] = 0.12
+    assert peaks(bump) == [17]
 
 
 @pytest.mark.gpu

@@ -45,6 +45,8 @@ def _config(preset: str, overrides: list[str]) -> ExperimentConfig:
 def _pretrain_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="ijepa-fmnist", help="named preset (see `jepaworld presets`)")
     p.add_argument("--resume", action="store_true", help="continue the run in --train.out exactly where it stopped")
+    p.epilog = ("Any config key can be overridden as --SECTION.KEY VALUE, e.g. --train.steps 500 --data.path DIR "
+                "(`jepaworld presets --keys` lists them all); an unknown key is an error.")  # fmt: skip
 
 
 def _pretrain(args: argparse.Namespace, rest: list[str]) -> int:
@@ -181,7 +183,11 @@ COMMANDS: dict[str, tuple[str, Command]] = {
     "pretrain": ("pretrain a method on a preset, with dotted overrides", (_pretrain_args, _pretrain)),
     "probe": ("probe a checkpoint's frozen features (linear, kNN, low-shot)", (_probe_args, _probe)),
     "presets": ("list the presets (and with --keys every config key)", (_presets_args, _presets)),
-    "demo": ("I-JEPA vs MAE vs raw pixels vs random init, on Fashion-MNIST by default", (_demo_args, _demo)),
+    "demo": (
+        "I-JEPA vs MAE vs raw pixels vs random init on Fashion-MNIST, then the shipped V-JEPA's surprise on "
+        "possible/impossible physics videos",
+        (_demo_args, _demo),
+    ),
     "collect": ("roll an exploration policy in an env into an HDF5 episodes file", (collect_args, collect_run)),
     "plan": ("plan with a world model in its env: success, steps, time per action", (plan_args, plan_run)),
     "physics": ("intuitive-physics suite: generate it, or evaluate a checkpoint's surprise on it", PHYSICS),

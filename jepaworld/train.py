@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from jepaworld.checkpoint import (
@@ -33,7 +34,7 @@ from jepaworld.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )  # fmt: skip
-from jepaworld.config import ConfigError, ExperimentConfig, describe
+from jepaworld.config import ConfigError, DataConfig, ExperimentConfig, describe
 from jepaworld.data import build_dataset
 from jepaworld.data.images import RandomResizedCropFlip
 from jepaworld.losses import collapse_report, is_collapsed
@@ -129,6 +130,16 @@ def spec_of(ds) -> DataSpec:
     )  # fmt: skip
 
 
+def describe_data(cfg: DataConfig, ds, method: nn.Module, device: torch.device) -> str:
+    """One line on what a run trains on and with, so that a wrong --data.path shows before the first step."""
+    unit = {"video": "clips", "episodes": "windows"}.get(cfg.name, "images")
+    frames = f" of {cfg.frames} frames" if cfg.name == "video" else ""
+    where = f" from {cfg.path}" if cfg.path else ""
+    params = sum(p.numel() for p in method.parameters() if p.requires_grad)
+    return (f"data: {len(ds)} training {unit}{frames} ('{cfg.name}'{where}), {ds.img_size}x{ds.img_size} px; "
+            f"{params / 1e6:.2f}M trainable parameters on {device}")  # fmt: skip
+
+
 def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     tc = cfg.train
     device, rank, world = setup_device(tc.device)
@@ -147,6 +158,8 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
     spec = spec_of(ds)
     method: Method = build_method(cfg, spec).to(device)
+    if lead:
+        print(describe_data(cfg.data, ds, method, device), flush=True)
     # Only once the data and the model are known to fit: a bad dataset must not leave a config-only run folder
     # that then refuses the corrected command as "already holds a run".
     out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,6 +41,8 @@ def test_pretrain_subprocess(pretrained) -> None:
     out, proc = pretrained
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "[train]" in proc.stdout and "trained 10 steps" in proc.stdout
+    # What the run trains on is named before training: scikit-learn's digits, 80% of 1797 for training.
+    assert re.search(r"^data: 1437 training images \('digits'\), 16x16 px; [0-9.]+M trainable", proc.stdout, re.M)
     assert (out / CHECKPOINT).is_file() and (out / "metrics.jsonl").is_file()
     # config.json beside the checkpoint is the resolved config: preset + overrides.
     resolved = apply_overrides(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -50,9 +51,19 @@ def _pretrain_args(p: argparse.ArgumentParser) -> None:
 
 
 def _pretrain(args: argparse.Namespace, rest: list[str]) -> int:
+    import torch.distributed as dist
+
     from jepaworld.train import train
 
-    train(_config(args.preset, rest), resume=args.resume)
+    try:
+        train(_config(args.preset, rest), resume=args.resume)
+    finally:
+        # Under torchrun the trainer joined a process group. Left to interpreter exit, gloo's worker threads can
+        # outlive Python and abort the rank (SIGABRT) after a run that succeeded. The collect frees the DDP
+        # wrapper of train() (its hooks make cycles) so that this releases the group while Python is whole.
+        if dist.is_available() and dist.is_initialized():
+            gc.collect()
+            dist.destroy_process_group()
     return 0
 
 

@@ -15,9 +15,9 @@ import math
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as dist_fn
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed import _functional_collectives as funcol
 
 
 def regression_loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
@@ -81,7 +81,7 @@ def gather_batch(z: torch.Tensor) -> torch.Tensor:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z
-    return torch.cat(dist_fn.all_gather(z))
+    return funcol.wait_tensor(funcol.all_gather_single(z.contiguous(), 0, dist.group.WORLD))
 
 
 class Regularizer(nn.Module):

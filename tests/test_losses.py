@@ -275,6 +275,7 @@ def test_per_position_regularizer_sees_position_only_features_as_collapse(kind: 
 # Run by `torchrun --nproc_per_node 2` (`conftest.torchrun_2`). Each rank first computes one process's gradients on
 # the whole batch, before the process group exists, then the DDP gradients on its half; rank 0 saves both.
 DDP_SCRIPT = """
+import gc
 import sys
 import torch
 import torch.distributed as dist
@@ -313,6 +314,8 @@ ddp(x[rank * 8 : (rank + 1) * 8]).backward()
 if rank == 0:
     grads = lambda m: {n: p.grad for n, p in m.named_parameters()}  # noqa: E731
     torch.save({"single": grads(single), "ddp": grads(ddp.module)}, out)
+del ddp  # it holds the process group: released here, not by a gloo thread at interpreter exit (SIGABRT)
+gc.collect()
 dist.destroy_process_group()
 """
 

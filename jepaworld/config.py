@@ -23,10 +23,21 @@ class ConfigError(ValueError):
     """A bad configuration key or value; the message is one line naming the key and the fix."""
 
 
-def _f(default: Any, help: str, choices: tuple[str, ...] = ()) -> Any:
-    """A dataclass field with a default, its help text (shown by `jepaworld presets --keys`) and, for an
-    enumerated value, the values it accepts (checked by `validate`, so a typo is a one-line error up front)."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def _f(
+    default: Any,
+    help: str,
+    choices: tuple[str, ...] = (),
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with a default, its help text (shown by `jepaworld presets --keys`) and what `validate`
+    checks up front, so that a typo is a one-line error rather than a traceback mid-run: for an enumerated value
+    the values it accepts, for a number its bounds (>= ge, > gt, <= le, < lt; each element of a range pair)."""
+    bounds = {op: b for op, b in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if b is not None}
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,14 +51,14 @@ class DataConfig:
         "80/20 per class with seed 0, or DIR/train/<class>/* + DIR/test/<class>/*)",
     )  # fmt: skip
     img_size: int = _f(32, "image side in pixels after resizing/padding")
-    channels: int = _f(1, "image channels the model expects (1 grayscale, 3 RGB)")
+    channels: int = _f(1, "image channels the model expects (1 grayscale, 3 RGB)", ge=1)
     resize: bool = _f(False, "folder/npz: resize images of another size instead of failing")
     augment: bool = _f(True, "random resized crop + horizontal flip during pretraining")
-    crop_scale_min: float = _f(0.3, "random resized crop: smallest area fraction")
-    train_subset: int = _f(0, "use only the first N training images (0 = all)")
-    frames: int = _f(16, "video: frames per clip")
-    frame_step: int = _f(1, "video: temporal stride between sampled frames")
-    window: int = _f(4, "episodes: number of actions per training window")
+    crop_scale_min: float = _f(0.3, "random resized crop: smallest area fraction", gt=0, le=1)
+    train_subset: int = _f(0, "use only the first N training images (0 = all)", ge=0)
+    frames: int = _f(16, "video: frames per clip", ge=1)
+    frame_step: int = _f(1, "video: temporal stride between sampled frames", ge=1)
+    window: int = _f(4, "episodes: number of actions per training window", ge=1)
 
 
 @dataclass(frozen=True)
@@ -55,20 +66,22 @@ class ModelConfig:
     size: str = _f(
         "tiny", "encoder size from the registry: micro | tiny | small | base", ("micro", "tiny", "small", "base")
     )
-    depth: int = _f(0, "override the encoder depth (0 = the size's default)")
-    patch_size: int = _f(4, "patch side in pixels")
-    tubelet: int = _f(2, "video: frames per tubelet")
-    pred_dim: int = _f(96, "predictor (or MAE decoder) width")
-    pred_depth: int = _f(4, "predictor (or MAE decoder) depth")
-    pred_heads: int = _f(4, "predictor (or MAE decoder) attention heads")
+    depth: int = _f(0, "override the encoder depth (0 = the size's default)", ge=0)
+    patch_size: int = _f(4, "patch side in pixels", ge=1)
+    tubelet: int = _f(2, "video: frames per tubelet", ge=1)
+    pred_dim: int = _f(96, "predictor (or MAE decoder) width", ge=1)
+    pred_depth: int = _f(4, "predictor (or MAE decoder) depth", ge=1)
+    pred_heads: int = _f(4, "predictor (or MAE decoder) attention heads", ge=1)
     pred_carry: bool = _f(
         False, "video predictor/decoder: a hidden token's query starts from the latest context token at its position"
     )
-    action_dim: int = _f(2, "world model: action dimension")
-    latent_dim: int = _f(0, "world model: latent variable size (0 = deterministic predictor)")
-    frame_dim: int = _f(64, "world model: size of the per-frame pixel embedding the predictor rolls out")
-    proprio_dim: int = _f(0, "world model: features of proprioception appended to each frame's embedding (0 = none)")
-    history: int = _f(1, "world model: past frames the predictor attends to (1 = Markov)")
+    action_dim: int = _f(2, "world model: action dimension", ge=1)
+    latent_dim: int = _f(0, "world model: latent variable size (0 = deterministic predictor)", ge=0)
+    frame_dim: int = _f(64, "world model: size of the per-frame pixel embedding the predictor rolls out", ge=1)
+    proprio_dim: int = _f(
+        0, "world model: features of proprioception appended to each frame's embedding (0 = none)", ge=0
+    )
+    history: int = _f(1, "world model: past frames the predictor attends to (1 = Markov)", ge=1)
     frame_pool: str = _f(
         "keypoints",
         "world model: tokens -> frame vector: keypoints (spatial soft-argmax) | flat",
@@ -80,14 +93,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class MaskConfig:
-    num_targets: int = _f(4, "multi-block: number of target blocks")
-    target_scale: tuple[float, float] = _f((0.15, 0.2), "multi-block: target block area fraction range")
-    target_aspect: tuple[float, float] = _f((0.75, 1.5), "multi-block: target block aspect ratio range")
-    context_scale: tuple[float, float] = _f((0.85, 1.0), "multi-block: context block area fraction range")
-    min_keep: int = _f(4, "multi-block: fewest context patches a sample may keep")
-    ratio: float = _f(0.75, "random masking (MAE): fraction of patches masked")
+    num_targets: int = _f(4, "multi-block: number of target blocks", ge=1)
+    target_scale: tuple[float, float] = _f((0.15, 0.2), "multi-block: target block area fraction range", gt=0, le=1)
+    target_aspect: tuple[float, float] = _f((0.75, 1.5), "multi-block: target block aspect ratio range", gt=0)
+    context_scale: tuple[float, float] = _f((0.85, 1.0), "multi-block: context block area fraction range", gt=0, le=1)
+    min_keep: int = _f(4, "multi-block: fewest context patches a sample may keep", ge=1)
+    ratio: float = _f(0.75, "random masking (MAE): fraction of patches masked", gt=0, lt=1)
     future_weight: float = _f(
-        0.0, "vjepa/videomae: share of batches with a causal future-frames mask instead of tube masks (0 = none)"
+        0.0,
+        "vjepa/videomae: share of batches with a causal future-frames mask instead of tube masks (0 = none)",
+        ge=0,
+        le=1,
     )
 
 
@@ -102,46 +118,50 @@ class MethodConfig:
     target: str = _f(
         "ema", "target encoder: ema (momentum copy) | online (same weights, stop-gradient)", ("ema", "online")
     )
-    ema_start: float = _f(0.996, "EMA momentum at step 0")
-    ema_end: float = _f(1.0, "EMA momentum at the last step")
+    ema_start: float = _f(0.996, "EMA momentum at step 0", ge=0, le=1)
+    ema_end: float = _f(1.0, "EMA momentum at the last step", ge=0, le=1)
     regularizer: str = _f(
         "none", "collapse regulariser on context embeddings: none | vicreg | sigreg", ("none", "vicreg", "sigreg")
     )
-    reg_weight: float = _f(1.0, "weight of the regulariser")
+    reg_weight: float = _f(1.0, "weight of the regulariser", ge=0)
     reg_on: str = _f(
         "pooled", "ijepa/vjepa regulariser input: pooled (per sample) | tokens (per position)", ("pooled", "tokens")
     )
-    target_layers: int = _f(1, "ijepa/vjepa: regress the mean of the target encoder's last K blocks (data2vec 2.0)")
-    masks_per_image: int = _f(1, "ijepa/vjepa: masks drawn per sample, sharing one target-encoder pass (data2vec 2.0)")
-    vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)")
-    vicreg_cov_weight: float = _f(1.0, "VICReg covariance-term weight (inside the regulariser)")
-    expander_dim: int = _f(512, "VICReg expander output width")
-    sigreg_slices: int = _f(256, "SIGReg: random 1-D projections per step")
+    target_layers: int = _f(
+        1, "ijepa/vjepa: regress the mean of the target encoder's last K blocks (data2vec 2.0)", ge=1
+    )
+    masks_per_image: int = _f(
+        1, "ijepa/vjepa: masks drawn per sample, sharing one target-encoder pass (data2vec 2.0)", ge=1
+    )
+    vicreg_std_weight: float = _f(25.0, "VICReg variance-term weight (inside the regulariser)", ge=0)
+    vicreg_cov_weight: float = _f(1.0, "VICReg covariance-term weight (inside the regulariser)", ge=0)
+    expander_dim: int = _f(512, "VICReg expander output width", ge=1)
+    sigreg_slices: int = _f(256, "SIGReg: random 1-D projections per step", ge=1)
     norm_pix_loss: bool = _f(True, "MAE: regress per-patch normalised pixels")
-    rollout_steps: int = _f(2, "world model: multi-step rollout length in the loss")
-    inverse_dynamics: float = _f(0.0, "world model: inverse-dynamics loss weight (0 = off)")
-    latent_budget: float = _f(1.0, "world model: information budget of the latent variable z, nats per step")
+    rollout_steps: int = _f(2, "world model: multi-step rollout length in the loss", ge=1)
+    inverse_dynamics: float = _f(0.0, "world model: inverse-dynamics loss weight (0 = off)", ge=0)
+    latent_budget: float = _f(1.0, "world model: information budget of the latent variable z, nats per step", gt=0)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = _f(2000, "optimiser steps (schedules are laid out over this many)")
-    batch_size: int = _f(64, "global batch size (split across DDP ranks)")
-    lr: float = _f(3e-4, "peak learning rate")
-    min_lr: float = _f(1e-5, "final learning rate of the cosine schedule")
-    warmup_steps: int = _f(200, "linear warm-up steps")
-    weight_decay: float = _f(0.04, "weight decay at step 0")
-    weight_decay_end: float = _f(0.4, "weight decay at the last step (cosine schedule)")
-    grad_clip: float = _f(1.0, "gradient-norm clip (0 = off)")
+    steps: int = _f(2000, "optimiser steps (schedules are laid out over this many)", ge=1)
+    batch_size: int = _f(64, "global batch size (split across DDP ranks)", ge=1)
+    lr: float = _f(3e-4, "peak learning rate", gt=0)
+    min_lr: float = _f(1e-5, "final learning rate of the cosine schedule", ge=0)
+    warmup_steps: int = _f(200, "linear warm-up steps", ge=0)
+    weight_decay: float = _f(0.04, "weight decay at step 0", ge=0)
+    weight_decay_end: float = _f(0.4, "weight decay at the last step (cosine schedule)", ge=0)
+    grad_clip: float = _f(1.0, "gradient-norm clip (0 = off)", ge=0)
     bf16: bool = _f(False, "bf16 autocast for forward passes (CPU and CUDA)")
     seed: int = _f(0, "seed for data order, augmentation, masks and initialisation")
-    time_budget_s: float = _f(0.0, "stop after this many seconds of training (0 = no limit)")
-    log_every: int = _f(20, "steps between metric lines")
-    diag_every: int = _f(100, "steps between collapse diagnostics")
-    ckpt_every: int = _f(500, "steps between periodic checkpoints")
+    time_budget_s: float = _f(0.0, "stop after this many seconds of training (0 = no limit)", ge=0)
+    log_every: int = _f(20, "steps between metric lines", ge=1)
+    diag_every: int = _f(100, "steps between collapse diagnostics", ge=1)
+    ckpt_every: int = _f(500, "steps between periodic checkpoints", ge=1)
     out: str = _f("runs/default", "run folder (checkpoint, config, metrics)")
     device: str = _f("auto", "auto | cpu | cuda")
-    threads: int = _f(0, "torch CPU threads (0 = all cores)")
+    threads: int = _f(0, "torch CPU threads (0 = all cores)", ge=0)
     progress: bool = _f(True, "show a progress bar")
 
 
@@ -151,16 +171,15 @@ class ProbeConfig:
         "mean", "feature pooling: mean | mean_last4 | grid2 | grid2_last4 (see probe.POOLS)",
         ("mean", "mean_last4", "grid2", "grid2_last4"),
     )  # fmt: skip
-    knn_k: int = _f(20, "kNN neighbours (cosine)")
-    shots: int = _f(10, "labels per class for the low-shot probe")
-    shot_seeds: int = _f(5, "seeds averaged for the low-shot probe")
+    knn_k: int = _f(20, "kNN neighbours (cosine)", ge=1)
+    shots: int = _f(10, "labels per class for the low-shot probe", ge=1)
+    shot_seeds: int = _f(5, "seeds averaged for the low-shot probe", ge=1)
     # 20k labels and 300 iterations: the protocol of BENCHMARKS.md's 5- and 10-minute tables, minutes on 2 cores
     # where all 60k Fashion-MNIST labels and 1000 iterations took over 40.
     max_train: int = _f(
         20000, "cap on labelled training images for the linear/kNN probes (0 = all; the full protocol: "
-        "--probe.max_train 0 --probe.max_iter 1000)",
-    )  # fmt: skip
-    max_iter: int = _f(300, "logistic regression iterations (L-BFGS; 1000 for the full protocol)")
+        "--probe.max_train 0 --probe.max_iter 1000)", ge=0)  # fmt: skip
+    max_iter: int = _f(300, "logistic regression iterations (L-BFGS; 1000 for the full protocol)", ge=1)
     device: str = _f("auto", "device that encodes the images: auto (CUDA when available) | cpu | cuda")
 
 
@@ -170,10 +189,12 @@ class PlanConfig:
     a preset can carry the planning settings that suit its environment."""
 
     planner: str = _f("cem", "world model: planner of `plan eval`: cem | mppi | gradient", ("cem", "mppi", "gradient"))
-    horizon: int = _f(5, "world model: planning horizon of `plan eval`, in macro-steps (frame_step raw steps)")
-    pixel_weight: float = _f(1.0, "world model: goal-cost weight of the pixel features' mean squared error")
-    proprio_weight: float = _f(1.0, "world model: goal-cost weight of the proprioception features' mean squared error")
-    waypoints: int = _f(0, "world model: recorded moves in the waypoint graph of `plan eval` (0 = none)")
+    horizon: int = _f(5, "world model: planning horizon of `plan eval`, in macro-steps (frame_step raw steps)", ge=1)
+    pixel_weight: float = _f(1.0, "world model: goal-cost weight of the pixel features' mean squared error", ge=0)
+    proprio_weight: float = _f(
+        1.0, "world model: goal-cost weight of the proprioception features' mean squared error", ge=0
+    )
+    waypoints: int = _f(0, "world model: recorded moves in the waypoint graph of `plan eval` (0 = none)", ge=0)
 
 
 @dataclass(frozen=True)
@@ -518,6 +539,26 @@ def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, str]) -> Experim
     return cfg
 
 
+_IMAGES = ("fashion_mnist", "digits", "folder", "npz")
+_DATA_OF_METHOD = {"ijepa": _IMAGES, "mae": _IMAGES, "vjepa": ("video",), "videomae": ("video",),
+                   "worldmodel": ("episodes",)}  # fmt: skip
+_BOUND_TESTS = {"ge": (">=", lambda v, b: v >= b), "gt": (">", lambda v, b: v > b), "le": ("<=", lambda v, b: v <= b),
+                "lt": ("<", lambda v, b: v < b)}  # fmt: skip
+
+
+def _check_bounds(key: str, value: Any, bounds: dict[str, float]) -> None:
+    """A number within its field's bounds (NaN is within none); a range pair: both ends, and low <= high."""
+    if not bounds:
+        return
+    ends = value if isinstance(value, tuple) else (value,)
+    rule = " and ".join(f"{_BOUND_TESTS[op][0]} {b:g}" for op, b in bounds.items())
+    for v in ends:
+        if not all(_BOUND_TESTS[op][1](v, b) for op, b in bounds.items()):
+            raise ConfigError(f"bad value {v!r} for --{key}: it must be {rule}")
+    if len(ends) == 2 and ends[0] > ends[1]:
+        raise ConfigError(f"bad range {ends[0]:g},{ends[1]:g} for --{key}: give the low end first")
+
+
 def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     """Check enumerated values against their field's `choices` and the values that must fit together, so that a
     bad value is a one-line ConfigError before any data is read or any run folder is made; returns `cfg`.
@@ -532,13 +573,20 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
             close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"bad value '{value}' for {key}: choose one of {', '.join(choices)}{hint}")
+        _check_bounds(key, value, f.metadata.get("bounds", {}))
     d, m = cfg.data, cfg.model
+    if d.name not in (takes := _DATA_OF_METHOD[cfg.method.name]):
+        raise ConfigError(f"--data.name {d.name}: method {cfg.method.name} trains on {' | '.join(takes)} data; "
+                          f"pick one of those or a preset for {d.name} data (`jepaworld presets`)")  # fmt: skip
     if d.img_size < 1 or m.patch_size < 1 or d.img_size % m.patch_size:
         fits = [p for p in range(2, d.img_size + 1) if d.img_size % p == 0][:6] if d.img_size > 0 else []
         raise ConfigError(
             f"--model.patch_size {m.patch_size} does not divide --data.img_size {d.img_size} into whole patches; "
             f"use a divisor of the image size ({', '.join(map(str, fits)) or 'none: fix the image size'})"
         )
+    if m.pred_dim % m.pred_heads:
+        raise ConfigError(f"--model.pred_dim {m.pred_dim} does not split into --model.pred_heads {m.pred_heads}; "
+                          "use a number of heads that divides it")  # fmt: skip
     # Only video data has a time axis for tubelets: frames must fill whole tubelets.
     if d.name == "video" and (m.tubelet < 1 or d.frames < m.tubelet or d.frames % m.tubelet):
         lower = d.frames - d.frames % max(m.tubelet, 1)

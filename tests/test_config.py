@@ -229,3 +229,52 @@ def test_saved_config_with_a_bad_value_is_refused() -> None:
     d["method"]["loss"] = "l3"
     with pytest.raises(ConfigError, match=r"bad value 'l3' for method\.loss"):
         from_dict(d)
+
+
+@pytest.mark.parametrize(
+    ("key", "raw", "rule"),
+    [
+        ("train.lr", "-1", "> 0"),
+        ("train.lr", "nan", "> 0"),  # NaN passes no comparison
+        ("train.steps", "0", ">= 1"),
+        ("train.batch_size", "0", ">= 1"),
+        ("train.log_every", "0", ">= 1"),
+        ("train.time_budget_s", "-1", ">= 0"),
+        ("mask.ratio", "1", "> 0 and < 1"),
+        ("method.ema_start", "2", ">= 0 and <= 1"),
+        ("probe.knn_k", "0", ">= 1"),
+        ("mask.target_scale", "0,0.2", "> 0 and <= 1"),  # each end of a range
+    ],
+)
+def test_out_of_bounds_number_is_a_one_line_error(key: str, raw: str, rule: str) -> None:
+    """Numbers that used to pass validation and crash mid-run (or train 0 steps and lock the run folder)."""
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(get_preset("ijepa-digits-micro"), {key: raw})
+    assert str(e.value).endswith(f"for --{key}: it must be {rule}"), str(e.value)
+
+
+def test_ranges_and_heads_must_be_consistent() -> None:
+    with pytest.raises(ConfigError, match=r"bad range 0.5,0.1 for --mask.target_scale: give the low end first"):
+        apply_overrides(get_preset("ijepa-digits-micro"), {"mask.target_scale": "0.5,0.1"})
+    with pytest.raises(ConfigError, match=r"--model.pred_dim 32 does not split into --model.pred_heads 5"):
+        apply_overrides(get_preset("ijepa-digits-micro"), {"model.pred_heads": "5"})
+
+
+def test_every_number_declares_its_bounds() -> None:
+    """A new numeric key must say what it accepts, or a bad value reaches the trainer as a traceback. The image
+    size is checked with the patch size it must divide; any seed is valid."""
+    cfg = ExperimentConfig()
+    unbounded = {
+        key for key, f in all_keys(cfg).items()
+        if isinstance(v := getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]), (int, float, tuple))
+        and not isinstance(v, bool) and not f.metadata["bounds"]
+    }  # fmt: skip
+    assert unbounded == {"data.img_size", "train.seed"}
+
+
+def test_method_and_data_must_fit() -> None:
+    """An image method on videos crashed in its first augmentation; now it is refused before any data is read."""
+    with pytest.raises(ConfigError, match=r"--data.name video: method ijepa trains on fashion_mnist \| digits"):
+        apply_overrides(get_preset("ijepa-digits-micro"), {"data.name": "video"})
+    with pytest.raises(ConfigError, match=r"--data.name digits: method worldmodel trains on episodes data"):
+        apply_overrides(get_preset("wm-tworooms-micro"), {"data.name": "digits"})

@@ -63,9 +63,9 @@ def test_several_masks_per_image_pair_each_mask_with_its_own_image() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"method.target_layers": "0"}, "target_layers=0"),
+        ({"method.target_layers": "0"}, "bad value 0 for --method.target_layers: it must be >= 1"),  # the config
         ({"method.target_layers": "9"}, "target_layers=9"),
-        ({"method.masks_per_image": "0"}, "masks_per_image=0"),
+        ({"method.masks_per_image": "0"}, "--method.masks_per_image: it must be >= 1"),
         (
             {"method.masks_per_image": "2", "method.reg_on": "tokens", "method.regularizer": "vicreg"},
             "reg_on='pooled'",

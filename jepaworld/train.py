@@ -160,11 +160,14 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     method: Method = build_method(cfg, spec).to(device)
     if lead:
         print(describe_data(cfg.data, ds, method, device), flush=True)
+    # The fused kernel (CPU and CUDA) updates every parameter in one pass instead of a Python loop of ops.
+    opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95), fused=True)
+    # Random-init features are already low-rank; collapse warnings compare against this starting point. Encoding
+    # a first batch also proves that the model takes this data.
+    initial = collapse_report(method.features(inputs(ds.load(sampler.indices(0))).to(device)))
     # Only once the data and the model are known to fit: a bad dataset must not leave a config-only run folder
     # that then refuses the corrected command as "already holds a run".
     out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
-    # The fused kernel (CPU and CUDA) updates every parameter in one pass instead of a Python loop of ops.
-    opt = torch.optim.AdamW(param_groups(method), lr=tc.lr, betas=(0.9, 0.95), fused=True)
     start, elapsed = 0, 0.0
     if resume:
         state = read_checkpoint(out / CHECKPOINT)
@@ -194,8 +197,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
             save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
 
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
-    # Random-init features are already low-rank; collapse warnings compare against this starting point.
-    log.initial = collapse_report(method.features(inputs(ds.load(sampler.indices(start))).to(device)))
+    log.initial = initial
     loss_value, lr, diag, step, pending = float("nan"), tc.lr, {}, start, None
     t_last, n_last = time.perf_counter(), 0
     try:

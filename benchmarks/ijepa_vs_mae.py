@@ -67,7 +67,8 @@ def main() -> None:
                                                                   max_iter=args.max_iter))  # fmt: skip
     sections = []
     for pool, results in report(runs, first, first.probe, out, pools=args.pools.split(",")).items():
-        sections.append(f"Pooling `{pool}`:\n\n{format_table(results, first.probe.shots)}")
+        table = format_table(results, shots=first.probe.shots, knn_k=first.probe.knn_k)
+        sections.append(f"Pooling `{pool}`:\n\n{table}")
         print(sections[-1], flush=True)
     cmd = (f"python benchmarks/ijepa_vs_mae.py --minutes {args.minutes:g} --pools {args.pools} --seed {args.seed} "
            f"--max-train {args.max_train} --max-iter {args.max_iter} --threads {args.threads}")  # fmt: skip

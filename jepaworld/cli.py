@@ -94,6 +94,10 @@ def _probe(args: argparse.Namespace, rest: list[str]) -> int:
     # Load the weights strictly first: a checkpoint that does not fit its model must fail before minutes of
     # baselines, not after them.
     _, saved, spec, state = load_method(args.checkpoint)
+    fix = {"worldmodel": "evaluate it with `jepaworld plan eval`",
+           "vjepa": "score videos with `jepaworld surprise` or `jepaworld physics eval`"}  # fmt: skip
+    if (kind := "vjepa" if saved.method.name in ("vjepa", "videomae") else saved.method.name) in fix:
+        raise ConfigError(f"{args.checkpoint}: a {saved.method.name} checkpoint has no image probe; {fix[kind]}")
     cfg = apply_overrides(saved, overrides)
     if "data.img_size" in overrides and cfg.data.img_size != spec.img_size:
         raise ConfigError(f"--data.img_size {cfg.data.img_size}: the checkpoint's encoder takes {spec.img_size} px "
@@ -105,7 +109,7 @@ def _probe(args: argparse.Namespace, rest: list[str]) -> int:
 
     runs = {"checkpoint": Path(state["path"])}
     results = probe_all(runs, cfg, cfg.probe, baselines=not args.no_baselines)[cfg.probe.pool]
-    table = format_table(results, cfg.probe.shots)
+    table = format_table(results, shots=cfg.probe.shots, knn_k=cfg.probe.knn_k)
     print(table)
     if args.out:
         out = Path(args.out)
@@ -176,7 +180,7 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     )
     results = compare(cfgs, seconds=60 * args.minutes, out=out, probe_cfg=probe_cfg)
     print()
-    print(format_table(results, probe_cfg.shots))
+    print(format_table(results, shots=probe_cfg.shots, knn_k=probe_cfg.knn_k))
     pool = probe_cfg.pool
     print(f"\nwritten: {out}/results-{pool}.md, results-{pool}.json, results-{pool}.png")
     if not args.no_physics:
@@ -226,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as e:
         print(f"jepaworld {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
+        # An output path that names a file where a folder must be (or the reverse), or one this user may not
+        # write: the OS error names the path; say which way to fix it.
+        print(f"jepaworld {args.command}: error: {e.strerror}: {e.filename}; pass another output path",
+              file=sys.stderr)  # fmt: skip
+        return 2
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         return 1

@@ -127,6 +127,8 @@ def _data_path(args: argparse.Namespace, cfg, run_dir: Path) -> Path:
     for path in candidates:
         if path.exists():
             return path
+    if args.data:
+        raise ConfigError(f"--data {args.data}: no such episodes file; pass the .h5 file the run was trained on")
     raise ConfigError(f"the state probe needs the training episodes ({cfg.data.path} not found); pass --data FILE.h5")
 
 

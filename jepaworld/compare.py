@@ -155,7 +155,8 @@ def report(
     by_pool = probe_all(runs, cfg, probe_cfg, pools=pools)
     histories = {n: run_dir_of(r) / "metrics.jsonl" for n, r in runs.items()}
     for pool, results in by_pool.items():
-        (out / f"results-{pool}.md").write_text(format_table(results, probe_cfg.shots) + "\n")
+        table = format_table(results, shots=probe_cfg.shots, knn_k=probe_cfg.knn_k)
+        (out / f"results-{pool}.md").write_text(table + "\n")
         (out / f"results-{pool}.json").write_text(json.dumps([r.row(probe_cfg.shots) for r in results], indent=2))
         plot(results, histories, out / f"results-{pool}.png", shots=probe_cfg.shots)
     return by_pool

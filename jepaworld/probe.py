@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jepaworld.config import ProbeConfig
+from jepaworld.config import ConfigError, ProbeConfig
 from jepaworld.vit import VisionTransformer
 
 POOLS = {"mean": 1, "mean_last4": 4, "grid2": 1, "grid2_last4": 4}
@@ -167,16 +167,19 @@ def evaluate(
     # float64: L-BFGS on raw pixels is ill-conditioned in float32 and stalls early.
     xtr, xte = train_feats.double(), test_feats.double()
     lin = linear_probe(xtr, train_labels, xte, test_labels, max_iter=cfg.max_iter)
+    if cfg.knn_k > len(train_feats):
+        raise ConfigError(f"--probe.knn_k {cfg.knn_k} is more neighbours than the {len(train_feats)} labelled "
+                          "training images; lower it")  # fmt: skip
     knn = knn_probe(train_feats, train_labels, test_feats, test_labels, k=cfg.knn_k)
     few = low_shot_probe(xtr, train_labels, xte, test_labels, shots=cfg.shots, seeds=cfg.shot_seeds,
                          max_iter=cfg.max_iter)  # fmt: skip
     return ProbeResult(name, lin, knn, few, train_feats.shape[1], time.perf_counter() - t0)
 
 
-def format_table(results: list[ProbeResult], shots: int) -> str:
+def format_table(results: list[ProbeResult], *, shots: int, knn_k: int) -> str:
     """A Markdown table of probe results; training steps, seconds and final effective rank where known."""
     extras = [k for k in ("steps", "train_s", "rank") if any(k in r.extra for r in results)]
-    cols = ["features", "dim", "linear", "kNN (k=20)", f"{shots}-shot", *extras]
+    cols = ["features", "dim", "linear", f"kNN (k={knn_k})", f"{shots}-shot", *extras]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in results:
         shot = f"{100 * r.low_shot[0]:.1f} ± {100 * r.low_shot[1]:.1f}%"

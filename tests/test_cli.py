@@ -166,6 +166,14 @@ def test_resume_empty_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "nothing to resume" in capsys.readouterr().err
 
 
+def test_output_path_under_a_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "a-file" / "run"
+    assert main(["pretrain", *PRETRAIN, "--train.out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"jepaworld pretrain: error: Not a directory: {out}; pass another output path"
+
+
 def test_pretrain_into_existing_run_exits_2(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = pretrained
     assert main(["pretrain", *PRETRAIN, "--train.out", str(out)]) == 2

@@ -137,6 +137,14 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     assert list(gravity) in (["float"], ["fall_upward"]) and "pairwise accuracy by variant" in table
 
 
+def test_image_probe_of_a_video_checkpoint_names_the_video_commands(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["probe", str(workspace / "vjepa"), "--no-baselines"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "vjepa checkpoint has no image probe; score videos with" in err
+
+
 def test_physics_eval_and_generate_errors_are_one_line(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
     broken = workspace / "broken-suite"
     broken.mkdir()

@@ -125,8 +125,8 @@ def test_evaluate_and_table() -> None:
     r = evaluate("blobs", xtr.float(), ytr, xte.float(), yte, cfg)
     assert isinstance(r, ProbeResult) and r.dim == 6
     assert r.linear > 0.9 and r.knn > 0.9 and r.low_shot[0] > 0.8
-    table = format_table([r], shots=3)
+    table = format_table([r], shots=3, knn_k=5)
     lines = table.splitlines()
-    assert lines[0].startswith("| features | dim | linear | kNN") and "3-shot" in lines[0]
+    assert lines[0].startswith("| features | dim | linear | kNN (k=5) | 3-shot |")  # the k the probe used
     assert lines[2].startswith("| blobs | 6 | ")
     assert r.row(3)["3-shot"] == r.low_shot[0]

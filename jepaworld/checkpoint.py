@@ -158,7 +158,11 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
         if not ckpt.exists():
             why = "the run there stopped before its first checkpoint" if unsaved_run_files(out) else f"no {CHECKPOINT}"
             raise CheckpointError(f"{out}: nothing to resume ({why}); drop --resume to start afresh")
-        saved = json.loads(conf.read_text())
+        try:
+            saved = json.loads(conf.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{conf}: unreadable ({type(e).__name__}), so the run cannot be checked before "
+                                  f"resuming; restore {CONFIG} or choose another --train.out") from e  # fmt: skip
         # Compare in JSON form: tuples in the live config are lists once saved.
         diff = [k for k in config_diff(saved, json.loads(to_json(cfg)))
                 if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)]  # fmt: skip

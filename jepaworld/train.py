@@ -28,6 +28,7 @@ from jepaworld.checkpoint import (
     CHECKPOINT,
     METRICS,
     CheckpointError,
+    atomic_write_text,
     load_strict,
     mark_stopped,
     prepare_run_dir,
@@ -170,7 +171,11 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
     start, elapsed = 0, 0.0
     if resume:
-        state = read_checkpoint(out / CHECKPOINT)
+        try:
+            state = read_checkpoint(out / CHECKPOINT)
+        except CheckpointError as e:  # its advice to pass another file does not apply to --resume
+            raise CheckpointError(f"{str(e).split(';')[0]}; the run cannot resume from it: delete {out} to start "
+                                  "afresh, or choose another --train.out") from e  # fmt: skip
         load_strict(method, state["method"], path=state["path"])
         try:
             opt.load_state_dict(state["optimizer"])
@@ -285,6 +290,25 @@ def broadcast_flag(flag: bool, world: int) -> bool:
     return bool(t.item())
 
 
+def metric_rows(path: Path) -> list[dict]:
+    """The rows of a run's metrics.jsonl. A run killed while writing a row leaves it cut short: that last line
+    (a step after the run's last checkpoint) is dropped with a note; a bad line before it is an error."""
+    lines = path.read_text().splitlines()
+    rows = []
+    for i, line in enumerate(lines):
+        try:
+            row = json.loads(line)
+            row["step"]
+        except (ValueError, KeyError, TypeError, IndexError) as e:
+            if i < len(lines) - 1:
+                raise CheckpointError(f"{path}: line {i + 1} is not a metrics row ({type(e).__name__}); fix or "
+                                      "delete that line, then resume") from e  # fmt: skip
+            print(f"note: {path}: dropped its last line, cut short when the run stopped", flush=True)
+            break
+        rows.append(row)
+    return rows
+
+
 class Logger:
     """Metrics to JSONL and TensorBoard, a tqdm progress bar, and loud collapse warnings (rank 0 only)."""
 
@@ -295,8 +319,8 @@ class Logger:
         path = out / METRICS
         if path.exists():
             # A resumed run repeats the steps after its checkpoint: drop the rows they logged the first time.
-            rows = [r for r in path.read_text().splitlines() if json.loads(r)["step"] <= start]
-            path.write_text("".join(r + "\n" for r in rows))
+            rows = [r for r in metric_rows(path) if r["step"] <= start]
+            atomic_write_text("".join(json.dumps(r) + "\n" for r in rows), path)
         self.file = open(path, "a")  # noqa: SIM115 (kept open for the whole run)
         from torch.utils.tensorboard import SummaryWriter
 

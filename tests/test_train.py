@@ -170,6 +170,36 @@ def test_exact_resume(straight, tmp_path: Path, make_cfg, metrics, monkeypatch) 
     assert comparable(got_rows) == comparable(ref_rows)
 
 
+def test_resume_after_a_kill_mid_write_of_metrics(straight, tmp_path: Path, make_cfg, monkeypatch) -> None:
+    """A run killed while writing a metrics row leaves it cut short; --resume drops that row (with a note) and
+    logs the same rows as the straight run. A damaged row before the last is an error naming its line."""
+    cfg = make_cfg(tmp_path / "run", **STRAIGHT)
+    real_forward = interrupt_at(monkeypatch, 11)
+    with pytest.raises(KeyboardInterrupt):
+        quiet_train(cfg)
+    monkeypatch.setattr(JEPA, "forward", real_forward)
+    path = tmp_path / "run" / "metrics.jsonl"
+    intact = path.read_text()
+    path.write_text(intact + '{"step": 12, "lo')
+    _, printed = quiet_train(cfg, resume=True)
+    assert f"note: {path}: dropped its last line, cut short when the run stopped" in printed
+    ref_rows = [json.loads(x) for x in (straight[1].run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert comparable([json.loads(x) for x in path.read_text().splitlines()]) == comparable(ref_rows)
+    path.write_text("garbage\n" + intact)
+    with pytest.raises(CheckpointError, match=r"metrics.jsonl: line 1 is not a metrics row \(JSONDecodeError\)"):
+        quiet_train(cfg, resume=True)
+
+
+def test_resume_with_a_damaged_config_or_checkpoint_says_how_out(tmp_path: Path, micro_cfg) -> None:
+    out = prepare_run_dir(micro_cfg, resume=False)
+    (out / CHECKPOINT).write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match=r"the run cannot resume from it: delete .* to start afresh"):
+        train(micro_cfg, resume=True)
+    (out / "config.json").write_text('{"data": ')
+    with pytest.raises(CheckpointError, match=r"config.json: unreadable \(JSONDecodeError\).*restore config.json"):
+        prepare_run_dir(micro_cfg, resume=True)
+
+
 def test_resume_with_the_same_config_is_accepted(micro_cfg) -> None:
     out = prepare_run_dir(micro_cfg, resume=False)
     (out / CHECKPOINT).write_bytes(b"")

@@ -16,6 +16,7 @@ import dataclasses
 import gc
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -128,11 +129,17 @@ def _presets_args(p: argparse.ArgumentParser) -> None:
 
 
 def _presets(args: argparse.Namespace, rest: list[str]) -> int:
+    if rest:
+        raise ConfigError(f"unexpected arguments {' '.join(rest)}; usage: jepaworld presets [--keys]")
     width = max(map(len, PRESETS))
     for name, fn in PRESETS.items():
-        print(f"{name:<{width}}  {(fn.__doc__ or '').strip().splitlines()[0]}")
+        # The first sentence of the docstring's first paragraph: the rest says how the preset was chosen.
+        summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+        first = re.match(r".*?\.(?=\s|$)|.*", summary).group(0)
+        print(f"{name:<{width}}  {first}")
     if args.keys:
-        print()
+        print("\nEvery key, as --SECTION.KEY VALUE, with its default before a preset sets it (`jepaworld pretrain` "
+              "prints the resolved config of a run):")  # fmt: skip
         default = ExperimentConfig()
         for key, f in all_keys(default).items():
             sec, name = key.split(".")

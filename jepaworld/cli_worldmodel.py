@@ -49,6 +49,11 @@ def collect_run(args: argparse.Namespace, rest: list[str]) -> int:
 
     if rest:
         raise ConfigError(f"collect: unexpected arguments {' '.join(rest)}")
+    for flag, value in (("--episodes", args.episodes), ("--steps", args.steps)):
+        if value < 1:
+            raise ConfigError(f"{flag} {value}: pass a number >= 1")
+    if Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out}: is a folder; pass the .h5 file to write")
     open_env(args.env).close()  # unknown env, no rgb_array, missing package: one line before any file is made
     name = display_env_name(env_name(args.env))
     already, resuming = Path(args.out).exists(), partial_path(args.out).exists()

@@ -100,6 +100,10 @@ def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
     listed = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
     assert listed == list(PRESETS)
     assert "--train.lr" not in out
+    # One whole sentence per preset, even where the docstring wraps it over two lines.
+    summary = next(ln for ln in out.splitlines() if ln.startswith("wm-tworooms "))
+    assert summary.endswith("micro ViT, patch 16, frameskip 5."), summary
+    assert main(["presets", "--bogus"]) == 2 and "unexpected arguments --bogus" in capsys.readouterr().err
 
 
 def test_presets_keys(capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,6 +132,17 @@ def test_collect_rerun_of_a_complete_file_says_so(trained, capsys):
     assert capsys.readouterr().out.strip() == expected
 
 
+def test_collect_flag_errors_name_the_flag(tmp_path, capsys):
+    cases = [(["--episodes", "0"], "--episodes 0: pass a number >= 1"), (["--steps", "-2"], "--steps -2: pass a"),
+             (["--out", str(tmp_path)], f"--out {tmp_path}: is a folder; pass the .h5 file")]  # fmt: skip
+    for extra, expected in cases:
+        argv = ["collect", "tworooms", "--episodes", "2", "--steps", "5", "--out", str(tmp_path / "x.h5"), *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expected in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_ctrl_c_stops_collect_with_a_resumable_file_and_status_130(tmp_path):
     """A real SIGINT to the command: it stops between episodes, says how to resume, and the same command does."""
     out = tmp_path / "rooms.h5"

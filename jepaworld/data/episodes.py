@@ -282,7 +282,7 @@ def open_episodes(path: str | Path) -> h5py.File:
         hint = (
             f"; an interrupted collection left {partial_path(path)}: re-run collect with the same arguments to finish"
             if partial_path(path).exists()
-            else ""
+            else "; write one with `jepaworld collect ENV --out FILE` (see the README) and pass --data.path FILE"
         )
         raise EpisodesError(f"{path}: episodes file not found{hint}")
     try:

@@ -88,6 +88,9 @@ def _probe(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.compare import probe_all
     from jepaworld.data.images import DataError, npz_labels_missing
 
+    if rest and not Path(args.checkpoint).exists() and not rest[-1].startswith("--") and Path(rest[-1]).exists():
+        # argparse took an override's value for the checkpoint: `probe --probe.max_iter 5 RUN`
+        raise ConfigError(f"put the checkpoint first: jepaworld probe {rest[-1]} [--probe.* / --data.* overrides]")
     overrides = parse_override_args(rest)
     for key in overrides:
         if not key.startswith(("probe.", "data.")):
@@ -170,6 +173,9 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.compare import compare
     from jepaworld.probe import format_table
 
+    if not args.minutes > 0 or args.max_train < 0:
+        bad = f"--minutes {args.minutes:g}" if not args.minutes > 0 else f"--max-train {args.max_train}"
+        raise ConfigError(f"{bad}: pass a positive number of minutes and a number of labels >= 0 (0 = all)")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"{out} already holds a demo; remove it or pass --out NEW_FOLDER")

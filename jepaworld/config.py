@@ -520,7 +520,11 @@ def _parse(raw: str, typ: Any, key: str) -> Any:
         pass
     else:
         raise ConfigError(f"cannot set {key}: unsupported type {typ}")
-    raise ConfigError(f"bad value '{raw}' for {key}: expected {getattr(typ, '__name__', typ)}")
+    form = {bool: "true or false", int: "a whole number", float: "a number"}.get(typ) or (
+        f"{len(typing.get_args(typ))} comma-separated numbers, e.g. 0.15,0.2" if typing.get_origin(typ) is tuple
+        else getattr(typ, "__name__", str(typ))
+    )  # fmt: skip
+    raise ConfigError(f"bad value '{raw}' for {key}: expected {form}")
 
 
 def apply_overrides(cfg: ExperimentConfig, overrides: dict[str, str]) -> ExperimentConfig:
@@ -610,7 +614,7 @@ def parse_override_args(args: list[str]) -> dict[str, str]:
             key, value = key.split("=", 1)
             i += 1
         else:
-            if i + 1 >= len(args):
+            if i + 1 >= len(args) or (args[i + 1].startswith("--") and "." in args[i + 1].split("=")[0]):
                 raise ConfigError(f"missing value for '{arg}'")
             value = args[i + 1]
             i += 2

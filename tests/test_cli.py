@@ -106,6 +106,21 @@ def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets", "--bogus"]) == 2 and "unexpected arguments --bogus" in capsys.readouterr().err
 
 
+def test_probe_with_overrides_before_the_checkpoint_says_to_swap_them(
+    pretrained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out, _ = pretrained
+    assert main(["probe", "--probe.max_iter", "5", str(out)]) == 2
+    assert f"put the checkpoint first: jepaworld probe {out}" in capsys.readouterr().err
+
+
+def test_demo_refuses_impossible_budgets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for flag, value in (("--minutes", "-1"), ("--max-train", "-3")):
+        assert main(["demo", flag, value, "--out", str(tmp_path / "demo")]) == 2
+        assert f"{flag} {value}: pass a positive" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_presets_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets", "--keys"]) == 0
     out = capsys.readouterr().out

@@ -90,6 +90,9 @@ def test_flags_are_checked_before_any_folder_is_made_and_ignored_flags_are_noted
         out = tmp_path / f"out{flag}"
         assert words in _error(capsys, [*quick, flag, value, "--out", str(out)])
         assert not out.exists()
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "episode_002.png").write_bytes(b"an earlier evaluation's")
+    assert "--out" in _error(capsys, [*quick, "--out", str(tmp_path / "used")])  # would mix two evaluations
     # 20 samples used to ask CEM for its fixed 30 elites; now they are a tenth of the samples.
     assert main([*quick, "--planner", "cem", "--samples", "20"]) == 0
     assert capsys.readouterr().err == ""

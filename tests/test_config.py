@@ -105,6 +105,15 @@ def test_bad_value_names_key_and_type(key: str, raw: str) -> None:
         apply_overrides(ExperimentConfig(), {key: raw})
 
 
+def test_bad_value_shows_the_accepted_form() -> None:
+    """What to type, not Python's type name: `expected bool` or `expected tuple` left the user guessing."""
+    for key, raw, form in [("data.augment", "maybe", "true or false"), ("train.steps", "3.5", "a whole number"),
+                           ("mask.target_scale", "0.1", "2 comma-separated numbers, e.g. 0.15,0.2")]:  # fmt: skip
+        with pytest.raises(ConfigError) as e:
+            apply_overrides(ExperimentConfig(), {key: raw})
+        assert str(e.value) == f"bad value '{raw}' for {key}: expected {form}"
+
+
 def test_parse_override_args() -> None:
     args = ["--train.lr", "3e-4", "--data.augment=false", "--train.out=a=b", "--train.seed", "-1"]
     assert parse_override_args(args) == {
@@ -116,6 +125,8 @@ def test_parse_override_args() -> None:
     assert parse_override_args([]) == {}
     with pytest.raises(ConfigError, match=r"missing value for '--train\.lr'"):
         parse_override_args(["--train.lr"])
+    with pytest.raises(ConfigError, match=r"missing value for '--train\.steps'"):  # not "unexpected argument X"
+        parse_override_args(["--train.steps", "--train.out", "X"])
     with pytest.raises(ConfigError, match=r"unexpected argument 'train\.lr'"):
         parse_override_args(["train.lr", "1"])
 

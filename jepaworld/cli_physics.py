@@ -198,6 +198,8 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
                               "vjepa-physics`), or leave it out to use the shipped default")  # fmt: skip
     if not paths:
         raise ConfigError("no video given; usage: jepaworld surprise [CHECKPOINT] VIDEO...")
+    if run := next((p for p in paths if p.suffix == ".pt" or (p / "checkpoint.pt").is_file()), None):
+        raise ConfigError(f"{run}: a checkpoint among the videos; put it first: jepaworld surprise {run} VIDEO...")
     scorer = load_scorer(checkpoint, device=resolve_device(args.device))
     if checkpoint is None:
         print(f"using the shipped default checkpoint {Path(scorer.name).name}", flush=True)

@@ -137,6 +137,14 @@ def test_physics_eval_with_baselines(workspace: Path, capsys: pytest.CaptureFixt
     assert list(gravity) in (["float"], ["fall_upward"]) and "pairwise accuracy by variant" in table
 
 
+def test_surprise_with_the_checkpoint_after_the_video_says_to_swap(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = workspace / "suite" / "test" / "continuity_0a_impossible.mp4"
+    assert main(["surprise", str(video), str(workspace / "vjepa")]) == 2
+    assert "a checkpoint among the videos; put it first: jepaworld surprise" in capsys.readouterr().err
+
+
 def test_image_probe_of_a_video_checkpoint_names_the_video_commands(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -316,7 +316,9 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         raise DataError(f"--data.channels {channels}: image folders give 1 (grayscale) or 3 (RGB) channels")
     root = Path(root)
     if not root.is_dir():
-        raise DataError(f"{root}: image folder not found; pass --data.path to a folder of class sub-folders")
+        what = "is a file, not a folder" if root.exists() else "image folder not found"
+        raise DataError(f"{root}: {what}; pass --data.path to a folder of class sub-folders (or --data.name npz "
+                        "for an .npz file)")  # fmt: skip
     if (root / "train").is_dir() or (root / "test").is_dir():
         folder = root / split
         if not folder.is_dir():

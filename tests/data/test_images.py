@@ -285,6 +285,10 @@ def test_image_folder_wrong_size(tmp_path: Path) -> None:
 def test_image_folder_missing_or_empty(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="image folder not found"):
         image_folder(tmp_path / "nope", "train", img_size=8, channels=1, resize=False)
+    (tmp_path / "data.npz").write_bytes(b"")
+    with pytest.raises(DataError, match=r"data.npz: is a file, not a folder; .* \(or --data.name npz"):
+        image_folder(tmp_path / "data.npz", "train", img_size=8, channels=1, resize=False)
+    (tmp_path / "data.npz").unlink()
     with pytest.raises(DataError, match="no class sub-folders"):
         image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
     with pytest.raises(DataError, match="needs a location"):

@@ -167,6 +167,9 @@ def evaluate(
     # float64: L-BFGS on raw pixels is ill-conditioned in float32 and stalls early.
     xtr, xte = train_feats.double(), test_feats.double()
     lin = linear_probe(xtr, train_labels, xte, test_labels, max_iter=cfg.max_iter)
+    if cfg.shots > (fewest := int(train_labels.unique(return_counts=True)[1].min())):
+        raise ConfigError(f"--probe.shots {cfg.shots}: a class has only {fewest} labelled training images; lower "
+                          "it so that the low-shot column means what it says")  # fmt: skip
     if cfg.knn_k > len(train_feats):
         raise ConfigError(f"--probe.knn_k {cfg.knn_k} is more neighbours than the {len(train_feats)} labelled "
                           "training images; lower it")  # fmt: skip

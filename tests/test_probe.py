@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from jepaworld.config import ProbeConfig
+from jepaworld.config import ConfigError, ProbeConfig
 from jepaworld.probe import (
     ProbeResult,
     evaluate,
@@ -125,6 +127,9 @@ def test_evaluate_and_table() -> None:
     r = evaluate("blobs", xtr.float(), ytr, xte.float(), yte, cfg)
     assert isinstance(r, ProbeResult) and r.dim == 6
     assert r.linear > 0.9 and r.knn > 0.9 and r.low_shot[0] > 0.8
+    for bad, words in (({"shots": 21}, "--probe.shots 21: a class has only"), ({"knn_k": 31}, "--probe.knn_k 31")):
+        with pytest.raises(ConfigError, match=words):  # max_train keeps 30 points of 3 classes
+            evaluate("blobs", xtr.float(), ytr, xte.float(), yte, dataclasses.replace(cfg, **bad))
     table = format_table([r], shots=3, knn_k=5)
     lines = table.splitlines()
     assert lines[0].startswith("| features | dim | linear | kNN (k=5) | 3-shot |")  # the k the probe used

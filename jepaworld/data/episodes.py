@@ -332,7 +332,8 @@ class EpisodeWindows:
         self.span = window * frame_step  # raw steps covered by one window
         if self.span > steps:
             raise EpisodesError(
-                f"{self.path}: episodes have {steps} steps, fewer than window × frame_step = {self.span}"
+                f"{self.path}: episodes have {steps} steps, fewer than window × frame_step = {self.span}; lower "
+                "--data.window or --data.frame_step, or collect longer episodes (collect --steps)"
             )
         self.starts_per_episode = steps - self.span + 1
 

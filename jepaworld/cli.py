@@ -131,6 +131,15 @@ def _presets_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keys", action="store_true", help="also list every config key with its help text")
 
 
+def _as_typed(value: object) -> str:
+    """A config value as it is typed on the command line: false, 0.15,0.2, '' for an empty string."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    return str(value) if value != "" else "''"
+
+
 def _presets(args: argparse.Namespace, rest: list[str]) -> int:
     if rest:
         raise ConfigError(f"unexpected arguments {' '.join(rest)}; usage: jepaworld presets [--keys]")
@@ -146,7 +155,7 @@ def _presets(args: argparse.Namespace, rest: list[str]) -> int:
         default = ExperimentConfig()
         for key, f in all_keys(default).items():
             sec, name = key.split(".")
-            print(f"--{key:<28} {getattr(getattr(default, sec), name)!r:<16} {f.metadata.get('help', '')}")
+            print(f"--{key:<28} {_as_typed(getattr(getattr(default, sec), name)):<16} {f.metadata.get('help', '')}")
     return 0
 
 

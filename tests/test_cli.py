@@ -128,6 +128,9 @@ def test_presets_keys(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"--{key} " in out
     lr_line = next(ln for ln in out.splitlines() if ln.startswith("--train.lr "))
     assert "0.0003" in lr_line and "peak learning rate" in lr_line
+    # Values as they are typed: false, not False; 0.15,0.2, not a Python tuple.
+    assert re.search(r"^--data\.resize +false ", out, re.M)
+    assert re.search(r"^--mask\.target_scale +0\.15,0\.2 ", out, re.M)
 
 
 def test_unknown_preset_exits_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from jepaworld.cli_physics import PHYSICS, SURPRISE
+from jepaworld.cli_physics import PHYSICS, SURPRISE, check_output
 from jepaworld.cli_worldmodel import collect_args, collect_run, plan_args, plan_run
 from jepaworld.config import (
     PRESETS,
@@ -91,6 +91,7 @@ def _probe(args: argparse.Namespace, rest: list[str]) -> int:
     if rest and not Path(args.checkpoint).exists() and not rest[-1].startswith("--") and Path(rest[-1]).exists():
         # argparse took an override's value for the checkpoint: `probe --probe.max_iter 5 RUN`
         raise ConfigError(f"put the checkpoint first: jepaworld probe {rest[-1]} [--probe.* / --data.* overrides]")
+    check_output("--out", args.out, folder=True)
     overrides = parse_override_args(rest)
     for key in overrides:
         if not key.startswith(("probe.", "data.")):

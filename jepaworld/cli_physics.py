@@ -32,8 +32,23 @@ def _write_json(path: str, payload: object) -> Path:
     return out
 
 
+def check_output(flag: str, path: str, *, folder: bool = False) -> None:
+    """Refuse, before any work, an output path that cannot be written: a file where a folder must be (on the way
+    to it, or the path itself when it is to be a `folder`), or a folder where a file must be."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir() and not folder:
+        raise ConfigError(f"{flag} {path}: is a folder; pass a file name")
+    if target.is_file() and folder:
+        raise ConfigError(f"{flag} {path}: is a file; pass a folder")
+    if blocker := next((p for p in target.parents if p.exists() and not p.is_dir()), None):
+        raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass another path")
+
+
 def _check_scoring(args: argparse.Namespace) -> None:
     """Scoring options that are wrong whatever the video, named by their flags before any scoring."""
+    check_output("--json", args.json)
     if args.stride < 1:
         raise ConfigError(f"--stride {args.stride}: pass a number of frames >= 1")
     if not 0.0 < args.top <= 1.0:
@@ -189,6 +204,7 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.train import resolve_device
 
     _check_scoring(args)
+    check_output("--plot", args.plot if not args.plot or Path(args.plot).suffix else f"{args.plot}.png")
     paths = [Path(p) for p in args.paths]
     checkpoint = None
     if not args.default and _is_checkpoint(paths[0], more=len(paths) > 1):

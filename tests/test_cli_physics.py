@@ -145,6 +145,19 @@ def test_surprise_with_the_checkpoint_after_the_video_says_to_swap(
     assert "a checkpoint among the videos; put it first: jepaworld surprise" in capsys.readouterr().err
 
 
+def test_unwritable_outputs_are_refused_before_scoring(workspace: Path, tmp_path: Path, capsys) -> None:
+    video = str(workspace / "suite" / "test" / "continuity_0a_impossible.mp4")
+    (tmp_path / "a-file").write_text("")
+    cases = [(["--json", str(tmp_path)], "is a folder; pass a file name"),
+             (["--plot", str(tmp_path / "a-file" / "s.png")], "a-file is a file, not a folder")]  # fmt: skip
+    for extra, words in cases:
+        assert main(["surprise", str(workspace / "vjepa"), video, *extra]) == 2
+        captured = capsys.readouterr()
+        assert words in captured.err and "video surprise" not in captured.out  # nothing was scored
+    assert main(["probe", str(workspace / "vjepa"), "--out", str(tmp_path / "a-file")]) == 2
+    assert f"--out {tmp_path / 'a-file'}: is a file; pass a folder" in capsys.readouterr().err
+
+
 def test_image_probe_of_a_video_checkpoint_names_the_video_commands(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

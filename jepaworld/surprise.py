@@ -382,7 +382,7 @@ def plot_results(results: list[SurpriseResult], out: str | Path) -> Path:
     fig, axes = plt.subplots(rows, cols, figsize=(8 * cols, 2.6 * rows), squeeze=False)
     for ax in axes.flat[len(results) :]:
         ax.axis("off")
-    for ax, r in zip(axes.flat, results, strict=False):
+    for ax, r in zip(axes.flat[: len(results)], results, strict=True):
         frames = np.arange(len(r.frame_scores))
         ax.plot(frames, r.frame_scores, "-", color="tab:blue", label="per frame")
         hidden_end = [s + (r.window - 1) * r.frame_step for s in r.starts]

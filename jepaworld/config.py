@@ -37,7 +37,7 @@ def _f(
     checks up front, so that a typo is a one-line error rather than a traceback mid-run: for an enumerated value
     the values it accepts, for a number its bounds (>= ge, > gt, <= le, < lt; each element of a range pair)."""
     bounds = {op: b for op, b in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if b is not None}
-    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})  # fmt: skip
+    return field(default=default, metadata={"help": help, "choices": choices, "bounds": bounds})
 
 
 @dataclass(frozen=True)

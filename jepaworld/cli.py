@@ -56,8 +56,10 @@ def _pretrain(args: argparse.Namespace, rest: list[str]) -> int:
 
     from jepaworld.train import train
 
+    cfg = _config(args.preset, rest)
+    check_output("--train.out", cfg.train.out, folder=True)  # before the data loads, not after
     try:
-        train(_config(args.preset, rest), resume=args.resume)
+        train(cfg, resume=args.resume)
     finally:
         # Under torchrun the trainer joined a process group. Left to interpreter exit, gloo's worker threads can
         # outlive Python and abort the rank (SIGABRT) after a run that succeeded. The collect frees the DDP

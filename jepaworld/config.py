@@ -582,6 +582,8 @@ def validate(cfg: ExperimentConfig) -> ExperimentConfig:
     if d.name not in (takes := _DATA_OF_METHOD[cfg.method.name]):
         raise ConfigError(f"--data.name {d.name}: method {cfg.method.name} trains on {' | '.join(takes)} data; "
                           f"pick one of those or a preset for {d.name} data (`jepaworld presets`)")  # fmt: skip
+    if d.name in ("fashion_mnist", "digits") and d.channels != 1:
+        raise ConfigError(f"--data.channels {d.channels}: {d.name} is grayscale, 1 channel; drop the override")
     if d.img_size < 1 or m.patch_size < 1 or d.img_size % m.patch_size:
         fits = [p for p in range(2, d.img_size + 1) if d.img_size % p == 0][:6] if d.img_size > 0 else []
         raise ConfigError(

@@ -125,7 +125,8 @@ def to_tensor(pixels: np.ndarray, model: WorldModel, *, what: str = "frame") -> 
     """(H, W, C) uint8 -> (1, C, H, W) float in [0, 1], refusing a frame of another size with one line."""
     C, H, W = model.img_shape
     if pixels.shape != (H, W, C):
-        raise ConfigError(f"{what} has shape {tuple(pixels.shape)}; the world model takes {H}×{W}×{C} frames")
+        fix = f"; resize it to {W}×{H} pixels" if what.startswith("goal image") else ""
+        raise ConfigError(f"{what} has shape {tuple(pixels.shape)}; the world model takes {H}×{W}×{C} frames{fix}")
     # A copy: frames resized by PIL (GymPixels) and read goal images are read-only arrays, which torch warns about.
     return torch.from_numpy(np.array(pixels)).permute(2, 0, 1)[None].float().div(255.0)
 

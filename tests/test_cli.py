@@ -193,7 +193,9 @@ def test_output_path_under_a_file_is_a_one_line_error(tmp_path: Path, capsys: py
     out = tmp_path / "a-file" / "run"
     assert main(["pretrain", *PRETRAIN, "--train.out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"jepaworld pretrain: error: Not a directory: {out}; pass another output path"
+    assert (
+        err == f"jepaworld pretrain: error: --train.out {out}: {out.parent} is a file, not a folder; pass another path"
+    )  # checked before the data loads
 
 
 def test_pretrain_into_existing_run_exits_2(pretrained, capsys: pytest.CaptureFixture[str]) -> None:

@@ -289,3 +289,5 @@ def test_method_and_data_must_fit() -> None:
         apply_overrides(get_preset("ijepa-digits-micro"), {"data.name": "video"})
     with pytest.raises(ConfigError, match=r"--data.name digits: method worldmodel trains on episodes data"):
         apply_overrides(get_preset("wm-tworooms-micro"), {"data.name": "digits"})
+    with pytest.raises(ConfigError, match=r"--data.channels 3: digits is grayscale, 1 channel"):  # was ignored
+        apply_overrides(get_preset("ijepa-digits-micro"), {"data.channels": "3"})

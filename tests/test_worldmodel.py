@@ -241,7 +241,8 @@ def test_load_refuses_a_checkpoint_without_an_action_conditioned_predictor(tmp_p
 def test_goal_frame_of_the_wrong_size_is_refused(tmp_path):
     model = _tiny_world_model(tmp_path)
     assert to_tensor(np.zeros((64, 64, 3), np.uint8), model).shape == (1, 3, 64, 64)
-    with pytest.raises(ConfigError, match="goal image has shape \\(32, 32, 3\\); the world model takes 64×64×3"):
+    refused = "goal image has shape \\(32, 32, 3\\); the world model takes 64×64×3 frames; resize it to 64×64"
+    with pytest.raises(ConfigError, match=refused):
         to_tensor(np.zeros((32, 32, 3), np.uint8), model, what="goal image")
 
 

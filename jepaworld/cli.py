@@ -256,10 +256,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jepaworld {args.command}: error: {e}", file=sys.stderr)
         return 1
     except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
-        # An output path that names a file where a folder must be (or the reverse), or one this user may not
-        # write: the OS error names the path; say which way to fix it.
-        print(f"jepaworld {args.command}: error: {e.strerror}: {e.filename}; pass another output path",
-              file=sys.stderr)  # fmt: skip
+        # A path with a file where a folder must be (or the reverse), or one this user may not use, that no
+        # earlier check caught: the OS error names the path.
+        print(f"jepaworld {args.command}: error: {e.strerror}: {e.filename}; check that path", file=sys.stderr)
         return 2
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again

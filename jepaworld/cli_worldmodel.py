@@ -156,9 +156,9 @@ def check_plan_flags(args: argparse.Namespace) -> None:
                           "per dimension)")  # fmt: skip
     if not args.max_action_weight > 0:
         raise ConfigError(f"--max-action-weight {args.max_action_weight:g}: give a weight > 0")
-    if args.out and Path(args.out).exists() and (not Path(args.out).is_dir() or any(Path(args.out).iterdir())):
-        what = "is a file" if not Path(args.out).is_dir() else "is not empty"
-        raise ConfigError(f"--out {args.out}: {what}; pass a new or empty folder, so that no episode files of an "
+    if args.out and (out := Path(args.out)).exists() and (out.is_file() or any(out.iterdir())):
+        what = "is a file" if out.is_file() else "is not empty"
+        raise ConfigError(f"--out {out}: {what}; pass a new or empty folder, so that no episode files of an "
                           "earlier evaluation are mixed with this one")  # fmt: skip
     if args.planner is not None and args.planner not in ("cem", "mppi", "gradient"):
         raise ConfigError(f"--planner {args.planner}: choose cem, mppi or gradient")

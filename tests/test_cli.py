@@ -198,6 +198,14 @@ def test_output_path_under_a_file_is_a_one_line_error(tmp_path: Path, capsys: py
     )  # checked before the data loads
 
 
+def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A path no command checks up front still ends in one line naming it, not a traceback."""
+    (tmp_path / "a-file").write_text("")
+    assert main(["physics", "generate", "--out", str(tmp_path / "a-file" / "suite"), "--scenes", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.endswith(f"{tmp_path / 'a-file'}; check that path"), err
+
+
 def test_pretrain_into_existing_run_exits_2(pretrained, capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = pretrained
     assert main(["pretrain", *PRETRAIN, "--train.out", str(out)]) == 2

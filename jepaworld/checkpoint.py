@@ -64,7 +64,8 @@ def save_checkpoint(
     atomic_save({**payload, **extra}, path)
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
+def read_checkpoint(path: str | Path, *, fix: str = "retrain or pass another file") -> dict[str, Any]:
+    """A checkpoint's payload, with its `path`; `fix`: what the error for a corrupt file tells the user to do."""
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT
@@ -76,7 +77,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: cannot read it (permission denied); check the file's permissions") from e
     except Exception as e:  # torch raises many types for a corrupt file
         raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__}); it is corrupt or not a "
-                              "torch file, retrain or pass another file") from e  # fmt: skip
+                              f"torch file, {fix}") from e  # fmt: skip
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a jepaworld checkpoint (expected format {FORMAT})")
     state["path"] = str(path)

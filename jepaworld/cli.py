@@ -58,13 +58,14 @@ def _pretrain(args: argparse.Namespace, rest: list[str]) -> int:
 
     cfg = _config(args.preset, rest)
     check_output("--train.out", cfg.train.out, folder=True)  # before the data loads, not after
+    joined = dist.is_available() and not dist.is_initialized()  # a group that exists already is its owner's
     try:
         train(cfg, resume=args.resume)
     finally:
         # Under torchrun the trainer joined a process group. Left to interpreter exit, gloo's worker threads can
         # outlive Python and abort the rank (SIGABRT) after a run that succeeded. The collect frees the DDP
         # wrapper of train() (its hooks make cycles) so that this releases the group while Python is whole.
-        if dist.is_available() and dist.is_initialized():
+        if joined and dist.is_initialized():
             gc.collect()
             dist.destroy_process_group()
     return 0
@@ -86,11 +87,12 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
 
 
 def _probe(args: argparse.Namespace, rest: list[str]) -> int:
-    from jepaworld.checkpoint import load_method
+    from jepaworld.checkpoint import CHECKPOINT, load_method
     from jepaworld.compare import probe_all
     from jepaworld.data.images import DataError, npz_labels_missing
 
-    if rest and not Path(args.checkpoint).exists() and not rest[-1].startswith("--") and Path(rest[-1]).exists():
+    last = Path(rest[-1]) if rest else Path()
+    if not Path(args.checkpoint).exists() and (last.suffix == ".pt" or (last / CHECKPOINT).is_file()):
         # argparse took an override's value for the checkpoint: `probe --probe.max_iter 5 RUN`
         raise ConfigError(f"put the checkpoint first: jepaworld probe {rest[-1]} [--probe.* / --data.* overrides]")
     check_output("--out", args.out, folder=True)
@@ -183,7 +185,7 @@ def _dataset_name(cfg: ExperimentConfig) -> str:
 
 def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.compare import compare
-    from jepaworld.probe import format_table
+    from jepaworld.probe import check_labels, format_table
 
     if not args.minutes > 0 or args.max_train < 0:
         bad = f"--minutes {args.minutes:g}" if not args.minutes > 0 else f"--max-train {args.max_train}"
@@ -198,6 +200,8 @@ def _demo(args: argparse.Namespace, rest: list[str]) -> int:
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in pairs}
     first = next(iter(cfgs.values()))
     probe_cfg = dataclasses.replace(first.probe, max_train=args.max_train)
+    if args.max_train:
+        check_labels(probe_cfg, args.max_train)  # before minutes of pretraining, not after
     print(
         f"jepaworld demo: I-JEPA and MAE pretrain on {_dataset_name(first)} for {args.minutes:g} min each on this "
         "machine, then frozen features are probed against raw pixels and a random-init encoder.",
@@ -258,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError) as e:
         # A path with a file where a folder must be (or the reverse), or one this user may not use, that no
         # earlier check caught: the OS error names the path.
-        print(f"jepaworld {args.command}: error: {e.strerror}: {e.filename}; check that path", file=sys.stderr)
+        where = f"{e.strerror}: {e.filename}" if e.filename else str(e)  # h5py's errors name no file
+        print(f"jepaworld {args.command}: error: {where}; check that path", file=sys.stderr)
         return 2
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again

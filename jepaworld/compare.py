@@ -23,7 +23,7 @@ from jepaworld.checkpoint import CheckpointError, load_method, run_dir_of
 from jepaworld.config import ExperimentConfig, ProbeConfig
 from jepaworld.data import build_dataset
 from jepaworld.methods import build_method
-from jepaworld.probe import ProbeResult, evaluate, extract_pools, format_table
+from jepaworld.probe import ProbeResult, check_labels, evaluate, extract_pools, format_table
 from jepaworld.train import resolve_device, spec_of, train
 
 
@@ -90,6 +90,7 @@ def probe_all(
     tr = build_dataset(dataclasses.replace(cfg.data, train_subset=0), "train")
     if probe_cfg.max_train:
         tr = tr.subset(probe_cfg.max_train)  # only the labelled images a probe uses need encoding
+    check_labels(probe_cfg, len(tr.labels))  # before any encoder runs
     te = build_dataset(cfg.data, "test")
     results: dict[str, list[ProbeResult]] = {p: [] for p in pools}
     # Probing takes minutes on 2 cores (the demo: about 4.5); say what is happening instead of going quiet.

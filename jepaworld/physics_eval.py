@@ -146,7 +146,7 @@ def score_suite(
     `progress`: a line on stderr at every tenth of the videos, as scoring a large suite takes minutes on a CPU.
     """
     out: dict[str, dict[str, VideoScore]] = {name: {} for name in scorers}
-    total, last = sum(v["split"] == "test" for v in index["videos"]), list(scorers)[-1]
+    total, last = sum(v["split"] == "test" for v in index["videos"]), next(reversed(scorers), None)
     done, tenths, t0 = 0, 0, time.perf_counter()
     for v, name, r in surprise_results(scorers, suite, index, stride=stride, context_frames=context_frames, top=top):
         out[name][v["file"]] = VideoScore(mean=r.mean, max=r.max, event=event_max(r, v.get("t_div")))

@@ -153,6 +153,13 @@ class ProbeResult:
         }  # fmt: skip
 
 
+def check_labels(cfg: ProbeConfig, n_train: int) -> None:
+    """Refuse a kNN probe with more neighbours than labelled training images (torch.topk would fail)."""
+    if cfg.knn_k > n_train:
+        raise ConfigError(f"--probe.knn_k {cfg.knn_k} is more neighbours than the {n_train} labelled training "
+                          "images; lower it, or raise --probe.max_train")  # fmt: skip
+
+
 def evaluate(
     name: str,
     train_feats: torch.Tensor,
@@ -164,15 +171,10 @@ def evaluate(
     t0 = time.perf_counter()
     if cfg.max_train and len(train_feats) > cfg.max_train:
         train_feats, train_labels = train_feats[: cfg.max_train], train_labels[: cfg.max_train]
+    check_labels(cfg, len(train_labels))  # before minutes of L-BFGS
     # float64: L-BFGS on raw pixels is ill-conditioned in float32 and stalls early.
     xtr, xte = train_feats.double(), test_feats.double()
     lin = linear_probe(xtr, train_labels, xte, test_labels, max_iter=cfg.max_iter)
-    if cfg.shots > (fewest := int(train_labels.unique(return_counts=True)[1].min())):
-        raise ConfigError(f"--probe.shots {cfg.shots}: a class has only {fewest} labelled training images; lower "
-                          "it so that the low-shot column means what it says")  # fmt: skip
-    if cfg.knn_k > len(train_feats):
-        raise ConfigError(f"--probe.knn_k {cfg.knn_k} is more neighbours than the {len(train_feats)} labelled "
-                          "training images; lower it")  # fmt: skip
     knn = knn_probe(train_feats, train_labels, test_feats, test_labels, k=cfg.knn_k)
     few = low_shot_probe(xtr, train_labels, xte, test_labels, shots=cfg.shots, seeds=cfg.shot_seeds,
                          max_iter=cfg.max_iter)  # fmt: skip

@@ -343,22 +343,26 @@ def score_video(
 
 
 def peaks(x: np.ndarray, *, min_rise: float = 0.1) -> list[int]:
-    """Indices of the clear peaks of a curve: local maxima above mean + 1 std that also rise at least `min_rise`
-    of the curve's median above that median. A flat curve has none: on a still scene the shipped checkpoint's
-    frame scores span under 5% of their median, and marking the largest of them would point at noise."""
+    """Indices of the clear peaks of a curve: its global maximum, and local maxima above mean + 1 std that also
+    rise `min_rise` of the median above it. A flat curve, whose whole range is under `min_rise` of its median,
+    has none: on a still scene the shipped checkpoint's frame scores span under 5% of their median, and marking
+    the largest of them would point at noise."""
     valid = ~np.isnan(x)
     if not valid.any():
         return []
     v = x[valid]
-    thresh = max(v.mean() + v.std(), np.median(v) * (1.0 + min_rise))
+    median = np.median(v)
+    if v.max() - v.min() < min_rise * abs(median):
+        return []
+    thresh = max(v.mean() + v.std(), median * (1.0 + min_rise))
     y = np.where(valid, x, -np.inf)
-    out = []
+    out = {int(np.argmax(y))}
     for i in range(len(y)):
         left = y[i - 1] if i > 0 else -np.inf
         right = y[i + 1] if i + 1 < len(y) else -np.inf
         if y[i] > thresh and y[i] > left and y[i] >= right:  # the first frame of a plateau (tubelets)
-            out.append(i)
-    return out
+            out.add(i)
+    return sorted(out)
 
 
 MAX_PANELS = 30  # a plot of more videos shows the most surprising ones; a figure 30 panels tall is already a scroll

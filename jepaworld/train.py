@@ -171,11 +171,8 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     out = prepare_run_dir(cfg, resume=resume) if lead else Path(tc.out)
     start, elapsed = 0, 0.0
     if resume:
-        try:
-            state = read_checkpoint(out / CHECKPOINT)
-        except CheckpointError as e:  # its advice to pass another file does not apply to --resume
-            raise CheckpointError(f"{str(e).split(';')[0]}; the run cannot resume from it: delete {out} to start "
-                                  "afresh, or choose another --train.out") from e  # fmt: skip
+        state = read_checkpoint(out / CHECKPOINT, fix=f"so the run cannot resume: delete {out} to start afresh or "
+                                "choose another --train.out")  # fmt: skip
         load_strict(method, state["method"], path=state["path"])
         try:
             opt.load_state_dict(state["optimizer"])

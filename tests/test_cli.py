@@ -118,6 +118,9 @@ def test_demo_refuses_impossible_budgets(tmp_path: Path, capsys: pytest.CaptureF
     for flag, value in (("--minutes", "-1"), ("--max-train", "-3")):
         assert main(["demo", flag, value, "--out", str(tmp_path / "demo")]) == 2
         assert f"{flag} {value}: pass a positive" in capsys.readouterr().err
+    # Fewer labels than kNN neighbours: refused before the minutes of pretraining, not after them.
+    assert main(["demo", "--max-train", "15", "--out", str(tmp_path / "demo")]) == 2
+    assert "--probe.knn_k 20 is more neighbours than the 15 labelled" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
 
 

@@ -205,6 +205,8 @@ def test_peaks() -> None:
     bump = flat.copy()
     bump[17] = 0.12
     assert peaks(bump) == [17]
+    # A rise held over most of the video is still a clear peak, at its first frame.
+    assert peaks(np.array([np.nan] * 4 + [1.0] * 4 + [3.0] * 6)) == [8]
 
 
 @pytest.mark.gpu

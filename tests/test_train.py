@@ -193,7 +193,7 @@ def test_resume_after_a_kill_mid_write_of_metrics(straight, tmp_path: Path, make
 def test_resume_with_a_damaged_config_or_checkpoint_says_how_out(tmp_path: Path, micro_cfg) -> None:
     out = prepare_run_dir(micro_cfg, resume=False)
     (out / CHECKPOINT).write_bytes(b"not a torch file")
-    with pytest.raises(CheckpointError, match=r"the run cannot resume from it: delete .* to start afresh"):
+    with pytest.raises(CheckpointError, match=r"not a torch file, so the run cannot resume: delete .* to start afresh"):
         train(micro_cfg, resume=True)
     (out / "config.json").write_text('{"data": ')
     with pytest.raises(CheckpointError, match=r"config.json: unreadable \(JSONDecodeError\).*restore config.json"):

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -153,14 +154,16 @@ def _presets(args: argparse.Namespace, rest: list[str]) -> int:
         # The first sentence of the docstring's first paragraph: the rest says how the preset was chosen.
         summary = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
         first = re.match(r".*?\.(?=\s|$)|.*", summary).group(0)
-        print(f"{name:<{width}}  {first}")
+        print(textwrap.fill(first, width=120, initial_indent=f"{name:<{width}}  ", subsequent_indent=" " * (width + 2)))
     if args.keys:
-        print("\nEvery key, as --SECTION.KEY VALUE, with its default before a preset sets it (`jepaworld pretrain` "
-              "prints the resolved config of a run):")  # fmt: skip
+        print("\nEvery key, as --SECTION.KEY VALUE, with its default before a preset sets it\n"
+              "(`jepaworld pretrain` prints the resolved config of a run):")  # fmt: skip
         default = ExperimentConfig()
         for key, f in all_keys(default).items():
             sec, name = key.split(".")
-            print(f"--{key:<28} {_as_typed(getattr(getattr(default, sec), name)):<16} {f.metadata.get('help', '')}")
+            head = f"--{key:<28} {_as_typed(getattr(getattr(default, sec), name)):<16} "
+            print(textwrap.fill(f.metadata.get("help", ""), width=120, initial_indent=head,
+                                subsequent_indent=" " * len(head), break_on_hyphens=False))  # fmt: skip
     return 0
 
 

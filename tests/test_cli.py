@@ -97,8 +97,9 @@ def test_unknown_key_subprocess_exits_2_with_one_line(tmp_path: Path) -> None:
 def test_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets"]) == 0
     out = capsys.readouterr().out
-    listed = [ln.split()[0] for ln in out.splitlines() if ln.strip()]
+    listed = [ln.split()[0] for ln in out.splitlines() if ln.strip() and not ln.startswith(" ")]
     assert listed == list(PRESETS)
+    assert max(map(len, out.splitlines())) <= 120  # long summaries wrap under their column
     assert "--train.lr" not in out
     # One whole sentence per preset, even where the docstring wraps it over two lines.
     summary = next(ln for ln in out.splitlines() if ln.startswith("wm-tworooms "))
@@ -132,6 +133,7 @@ def test_presets_keys(capsys: pytest.CaptureFixture[str]) -> None:
     lr_line = next(ln for ln in out.splitlines() if ln.startswith("--train.lr "))
     assert "0.0003" in lr_line and "peak learning rate" in lr_line
     # Values as they are typed: false, not False; 0.15,0.2, not a Python tuple.
+    assert max(map(len, out.splitlines())) <= 120  # long help texts wrap under their column
     assert re.search(r"^--data\.resize +false ", out, re.M)
     assert re.search(r"^--mask\.target_scale +0\.15,0\.2 ", out, re.M)
 

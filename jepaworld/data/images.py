@@ -300,6 +300,24 @@ def _pixels(im, channels: int, path: Path) -> tuple[np.ndarray, str]:
     return rgb[..., :1], mode
 
 
+def _refuse_mixed_sizes(files: list[Path], bad: Path, img_size: int) -> None:
+    """If the folder's images come in several sizes, say so: `--data.img_size` of one would fail on the others."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes: dict[tuple[int, int], Path] = {}
+    for f in files:
+        try:
+            with Image.open(f) as im:  # reads the header only
+                sizes.setdefault(im.size, f)  # (w, h)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+            continue  # an unreadable file gets its own error once the sizes are fixed
+    if len(sizes) > 1:
+        shown = ", ".join(f"{w}x{h} ({f.name})" for (w, h), f in list(sizes.items())[:3])
+        more = f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""
+        raise DataError(f"{bad}: the images come in {len(sizes)} sizes ({shown}{more}), not all {img_size}x{img_size}; "
+                        "pass --data.resize true to resize every image to --data.img_size")  # fmt: skip
+
+
 def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, resize: bool) -> ImageDataset:
     """Labelled images from class sub-folders (labels: the sorted class names, 0, 1, ...).
 
@@ -346,7 +364,11 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         if mode:
             converted[mode] += 1
         t = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, H, W)
-        images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
+        try:
+            images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
+        except DataError:
+            _refuse_mixed_sizes(files, f, img_size)
+            raise
     if converted:
         modes = ", ".join(f"{n} {m}" for m, n in sorted(converted.items()))
         alpha = "; transparency dropped" if any("A" in m or "transparency" in m for m in converted) else ""

@@ -273,11 +273,26 @@ def test_image_folder_truncated_png_names_file(tmp_path: Path) -> None:
 
 
 def test_image_folder_wrong_size(tmp_path: Path) -> None:
-    make_folder(tmp_path / "train")
-    write_png(tmp_path / "train" / "cat" / "big.png", size=12)
+    for name in ("a", "b"):
+        write_png(tmp_path / "train" / "cat" / f"{name}.png", size=12)
     with pytest.raises(DataError, match=r"12x12 .* expects 8x8; pass --data.img_size 12 or --data.resize true") as e:
         image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
-    assert "big.png" in str(e.value)
+    assert "a.png" in str(e.value)
+    # The suggested --data.img_size works, since every image has that size.
+    assert image_folder(tmp_path, "train", img_size=12, channels=1, resize=False).images.shape == (2, 1, 12, 12)
+
+
+def test_image_folder_mixed_sizes_suggest_resize_only(tmp_path: Path) -> None:
+    make_folder(tmp_path / "train")
+    write_png(tmp_path / "train" / "cat" / "big.png", size=12)
+    # --data.img_size 12 would fail on the 8x8 images, so the error offers only the resize.
+    with pytest.raises(
+        DataError,
+        match=r"big.png: the images come in 2 sizes \(8x8 \(0.png\), 12x12 \(big.png\)\), "
+        r"not all 8x8; pass --data.resize true",
+    ) as e:
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+    assert "--data.img_size 12" not in str(e.value)
     ds = image_folder(tmp_path, "train", img_size=8, channels=1, resize=True)
     assert ds.images.shape == (6, 1, 8, 8)
 

@@ -15,7 +15,9 @@ training) of the training suite, or of `--test-suite`, with `jepaworld.physics_e
 and the tables replace the `physics` section of BENCHMARKS.md. The presets' recipes were chosen on the test pairs
 of the default suite; a suite of another seed gives figures no choice was fitted to, and more scenes give
 steadier ones (`jepaworld physics generate --out data/physics-s3 --n-train 0 --scenes 36 --seed 3`). Run folders
-that already hold a checkpoint are reused, so an interrupted run re-evaluates without retraining.
+that already hold a checkpoint are reused, so an interrupted run re-evaluates without retraining; `--out`'s
+`budget.json` records the budget, seed, overrides and suite they were trained with, and a reuse under other ones
+is refused.
 """
 
 from __future__ import annotations
@@ -78,14 +80,27 @@ def main() -> None:
     cfgs = {name: apply_overrides(get_preset(preset), overrides) for name, preset in PRESETS.items()}
     load_start = os.getloadavg()
     t0 = time.perf_counter()
+    # What the runs in --out were trained with: a reuse must not report them under another budget or recipe.
+    budget = {"minutes": None if args.steps else args.minutes, "steps": args.steps or None, "seed": args.seed,
+              "set": args.set, "suite": str(suite)}  # fmt: skip
+    budget_file = out / "budget.json"
     reused = all((out / name / CHECKPOINT).exists() for name in cfgs)
     if reused:
         index = suite / "index.json"
         stale = [n for n in cfgs if (out / n / CHECKPOINT).stat().st_mtime < index.stat().st_mtime]
         if stale:  # trained on videos that have since been regenerated: their scores would mislead
             raise SystemExit(f"{out}: the runs {', '.join(stale)} are older than {index}; delete {out} or pass --out")
+        before = json.loads(budget_file.read_text()) if budget_file.exists() else None
+        if before is None:
+            print(f"note: {out} has no budget.json (made before it was recorded); its runs are reused as they are",
+                  flush=True)  # fmt: skip
+        elif before != budget:
+            diff = ", ".join(f"{k} {before.get(k)!r} (now {v!r})" for k, v in budget.items() if before.get(k) != v)
+            raise SystemExit(f"{out}: its runs were trained with {diff}; pass another --out (or delete {out})")
         print(f"reusing the runs in {out}", flush=True)
     else:
+        out.mkdir(parents=True, exist_ok=True)
+        budget_file.write_text(json.dumps(budget, indent=2))
         steps = {n: args.steps for n in cfgs} if args.steps else calibrate_steps(cfgs, 60 * args.minutes)
         print("training steps: " + ", ".join(f"{n} {s}" for n, s in steps.items()), flush=True)
         for name, cfg in cfgs.items():
@@ -122,11 +137,13 @@ def main() -> None:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     device = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or "CPU"
     machine = f"{device}, {os.cpu_count()} cores, {args.threads} thread(s) per run, torch {torch.__version__}"
-    budget = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
+    flag = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
     sets = "".join(f" --set {kv}" for kv in args.set)
-    cmd = (f"python benchmarks/physics_surprise.py {budget} --seed {args.seed} --device {args.device} "
+    # --out is part of the command: the script reuses whatever runs that folder already holds.
+    cmd = (f"python benchmarks/physics_surprise.py {flag} --seed {args.seed} --device {args.device} "
            f"--threads {args.threads}{sets} --tops {args.tops} --stride {args.stride} "
-           f"--suite {args.suite}{f' --test-suite {args.test_suite}' if args.test_suite else ''}")  # fmt: skip
+           f"--suite {args.suite}{f' --test-suite {args.test_suite}' if args.test_suite else ''} "
+           f"--out {args.out}")  # fmt: skip
     how = f"{args.steps} steps each" if args.steps else f"the same calibrated wall time of {args.minutes:g} min each"
     n_train, suite_seed = index["args"]["n_train"], index["args"]["seed"]
     scenes, test_seed = test_index["args"]["n_scenes_per_property"], test_index["args"]["seed"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -104,9 +104,8 @@ def load_method(path: str | Path) -> tuple[Method, ExperimentConfig, DataSpec, d
     except (ConfigError, TypeError) as e:
         raise CheckpointError(f"{state['path']}: saved config is invalid ({e})") from e
     spec = DataSpec(**state["spec"])
-    # Every weight comes from this checkpoint: do not read the encoder's initial checkpoint (which may have
-    # moved since) again. The returned config still names it.
-    method = build_method(replace(cfg, model=replace(cfg.model, encoder_init="")), spec)
+    # Every weight comes from this checkpoint: the returned config still names the encoder's initial one.
+    method = build_method(cfg, spec, init_encoder=False)
     load_strict(method, state["method"], path=state["path"])
     return method, cfg, spec, state
 

@@ -117,7 +117,7 @@ def probe_all(
             results[p].append(raw)
         print(f"  probed raw pixels in {time.perf_counter() - t0:.0f} s", flush=True)
         torch.manual_seed(cfg.train.seed)
-        add("random init", build_method(cfg, spec_of(tr)).eval_encoder)
+        add("random init", build_method(cfg, spec_of(tr), init_encoder=False).eval_encoder)
     for name, run in runs.items():
         method, _, _, state = load_method(run)
         add(name, method.eval_encoder, {"steps": state["step"], "train_s": round(state["elapsed"]),

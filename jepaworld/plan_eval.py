@@ -113,9 +113,7 @@ def load_world_model(path: str | Path) -> tuple[WorldModel, ExperimentConfig, di
             f"{state['path']}: a '{cfg.method.name}' checkpoint has no action-conditioned predictor to plan with; "
             "train a world model, e.g. `jepaworld pretrain --preset wm-tworooms`"
         )
-    # The weights come from this checkpoint: do not read the encoder's initial checkpoint again.
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, encoder_init=""))
-    model = build_method(cfg, DataSpec(**state["spec"]))
+    model = build_method(cfg, DataSpec(**state["spec"]), init_encoder=False)  # every weight is this checkpoint's
     assert isinstance(model, WorldModel)
     load_strict(model, state["method"], path=state["path"])
     return model.eval().requires_grad_(False), cfg, state

@@ -175,7 +175,7 @@ def load_scorer(path: str | Path | None, *, device: str | torch.device = "cpu") 
 def random_scorer(like: Scorer, *, seed: int = 0) -> Scorer:
     """The same architecture as `like` with freshly initialised weights (a fixed seed): the chance baseline."""
     torch.manual_seed(seed)
-    method = build_method(like.cfg, like.spec)
+    method = build_method(like.cfg, like.spec, init_encoder=False)  # random: not a copy of `like`'s initial encoder
     return make_scorer(method, like.cfg, like.spec, name=f"random init ({like.cfg.method.name})", device=like.device)
 
 

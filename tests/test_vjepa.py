@@ -101,6 +101,7 @@ def test_train_a_few_steps_on_a_tiny_suite(tmp_path: Path) -> None:
 
 def test_predictor_trains_on_a_frozen_pretrained_encoder(tmp_path: Path) -> None:
     from jepaworld.checkpoint import load_method
+    from jepaworld.surprise import load_scorer, random_scorer
 
     suite = tmp_path / "suite"
     generate_suite(suite, n_train=3, n_scenes_per_property=0, size=16, frames=16, seed=5)
@@ -126,6 +127,9 @@ def test_predictor_trains_on_a_frozen_pretrained_encoder(tmp_path: Path) -> None
     (tmp_path / "source" / "checkpoint.pt").unlink()  # the run holds every weight it needs
     trained = load_method(tmp_path / "pred")[0].eval_encoder.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in trained.items())
+    # Its random-init baseline is random: it neither reads the (deleted) source nor copies its encoder.
+    rand = random_scorer(load_scorer(tmp_path / "pred")).method.eval_encoder.state_dict()
+    assert not any(torch.equal(v, source[k]) for k, v in rand.items() if v.dim() > 1)
 
 
 @pytest.mark.parametrize("target", ["ema", "online"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from jepaworld.config import ExperimentConfig
 from jepaworld.losses import Regularizer
@@ -130,9 +131,14 @@ METHODS: dict[str, Callable[[ExperimentConfig, DataSpec], Method]] = {
 }
 
 
-def build_method(cfg: ExperimentConfig, spec: DataSpec) -> Method:
+def build_method(cfg: ExperimentConfig, spec: DataSpec, *, init_encoder: bool = True) -> Method:
+    """The method `cfg` names, with fresh weights. `init_encoder=False` ignores `model.encoder_init`: for a method
+    whose weights come from its own checkpoint (the initial one may have moved since), and for a random-init
+    baseline, which must not copy another run's encoder."""
     if cfg.method.name not in METHODS:
         raise ValueError(f"unknown method '{cfg.method.name}'; choose one of {', '.join(METHODS)}")
+    if not init_encoder:
+        cfg = replace(cfg, model=replace(cfg.model, encoder_init=""))
     return METHODS[cfg.method.name](cfg, spec)
 
 

@@ -76,20 +76,35 @@ class ImageDataset:
         return ImageDataset(self.images[:n], labels, self.name)
 
 
+def _pads_to(h: int, w: int, size: int) -> bool:
+    """Whether `fit_size` takes an h x w image to size x size without resizing: as it is, or a small even border
+    (Fashion-MNIST 28 -> 32), which keeps every pixel exact and costs nothing."""
+    return (h, w) == (size, size) or (h == w and h < size and (size - h) % 2 == 0 and size - h <= h // 4)
+
+
+def _size_error(name: str, sizes: dict[tuple[int, int], str], size: int) -> DataError:
+    """The error for images whose sizes (h, w) -> an example file ('' for none) do not all fit size x size, with a
+    fix that works for every one of them: an `--data.img_size` that each size pads to, if any, and the resize."""
+    fits = [h for h, w in sorted(sizes) if all(_pads_to(a, b, h) for a, b in sizes)]
+    fix = f"pass --data.img_size {fits[0]} or --data.resize true" if fits else "pass --data.resize true"
+    shown = ", ".join(f"{h}x{w}" + (f" ({f})" if f else "") for (h, w), f in sorted(sizes.items())[:3])
+    if len(sizes) == 1:
+        what = f"images are {shown}"
+    else:
+        what = f"the images come in {len(sizes)} sizes ({shown}{' and more' if len(sizes) > 3 else ''})"
+    return DataError(f"{name}: {what} but the model expects {size}x{size}; {fix}")
+
+
 def fit_size(images: torch.Tensor, size: int, *, name: str, resize: bool) -> torch.Tensor:
     """Bring uint8 (N, C, h, w) to size x size: zero-pad 28 -> 32 style cases, else resize if allowed."""
     h, w = images.shape[-2:]
     if (h, w) == (size, size):
         return images
-    if h == w and h < size and (size - h) % 2 == 0 and size - h <= h // 4:
-        # Padding a small border (Fashion-MNIST 28 -> 32) keeps every pixel exact and costs nothing.
+    if _pads_to(h, w, size):
         p = (size - h) // 2
         return F.pad(images, (p, p, p, p))
     if not resize:
-        raise DataError(
-            f"{name}: images are {h}x{w} but the model expects {size}x{size}; "
-            f"pass --data.img_size {h} or --data.resize true"
-        )
+        raise _size_error(name, {(h, w): ""}, size)
     x = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
     return x.round().clamp(0, 255).to(torch.uint8)
 
@@ -300,22 +315,18 @@ def _pixels(im, channels: int, path: Path) -> tuple[np.ndarray, str]:
     return rgb[..., :1], mode
 
 
-def _refuse_mixed_sizes(files: list[Path], bad: Path, img_size: int) -> None:
-    """If the folder's images come in several sizes, say so: `--data.img_size` of one would fail on the others."""
+def _folder_sizes(files: list[Path]) -> dict[tuple[int, int], str]:
+    """Each (h, w) among the readable images in `files` -> the name of its first file, from the headers alone."""
     from PIL import Image, UnidentifiedImageError
 
-    sizes: dict[tuple[int, int], Path] = {}
+    sizes: dict[tuple[int, int], str] = {}
     for f in files:
         try:
-            with Image.open(f) as im:  # reads the header only
-                sizes.setdefault(im.size, f)  # (w, h)
+            with Image.open(f) as im:
+                sizes.setdefault((im.height, im.width), f.name)
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
             continue  # an unreadable file gets its own error once the sizes are fixed
-    if len(sizes) > 1:
-        shown = ", ".join(f"{w}x{h} ({f.name})" for (w, h), f in list(sizes.items())[:3])
-        more = f" and {len(sizes) - 3} more" if len(sizes) > 3 else ""
-        raise DataError(f"{bad}: the images come in {len(sizes)} sizes ({shown}{more}), not all {img_size}x{img_size}; "
-                        "pass --data.resize true to resize every image to --data.img_size")  # fmt: skip
+    return sizes
 
 
 def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, resize: bool) -> ImageDataset:
@@ -343,10 +354,13 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
             raise DataError(f"{folder}: missing; {root} has split sub-folders, so it needs both train/ and test/ "
                             f"(or put the class folders directly in {root} for a seeded 80/20 split)")  # fmt: skip
         # Both splits take their labels from train/'s class names, so a class missing from test/ shifts none.
-        files, labels = _class_files(folder, _class_names(root / "train" if (root / "train").is_dir() else folder))
+        names = _class_names(root / "train" if (root / "train").is_dir() else folder)
+        files, labels = _class_files(folder, names)
+        splits = [root / sp for sp in ("train", "test") if (root / sp).is_dir()]
     else:
-        folder = root
+        folder, splits = root, []
         files, labels = _class_files(root, _class_names(root))
+        all_files = files
         keep = held_out_split(labels, split)
         files, labels = [files[i] for i in keep], labels[keep]
     if not files:
@@ -364,11 +378,11 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         if mode:
             converted[mode] += 1
         t = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, H, W)
-        try:
-            images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
-        except DataError:
-            _refuse_mixed_sizes(files, f, img_size)
-            raise
+        if not resize and not _pads_to(*t.shape[-2:], img_size):
+            # Advise on the images of both splits, so that the suggested --data.img_size loads every one of them.
+            every = [g for sp in splits for g in _class_files(sp, names)[0]] if splits else all_files
+            raise _size_error(str(f), _folder_sizes(every), img_size)
+        images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
     if converted:
         modes = ", ".join(f"{n} {m}" for m, n in sorted(converted.items()))
         alpha = "; transparency dropped" if any("A" in m or "transparency" in m for m in converted) else ""

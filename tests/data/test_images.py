@@ -288,13 +288,34 @@ def test_image_folder_mixed_sizes_suggest_resize_only(tmp_path: Path) -> None:
     # --data.img_size 12 would fail on the 8x8 images, so the error offers only the resize.
     with pytest.raises(
         DataError,
-        match=r"big.png: the images come in 2 sizes \(8x8 \(0.png\), 12x12 \(big.png\)\), "
-        r"not all 8x8; pass --data.resize true",
+        match=r"big.png: the images come in 2 sizes \(8x8 \(0.png\), 12x12 \(big.png\)\) "
+        r"but the model expects 8x8; pass --data.resize true$",
     ) as e:
         image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
-    assert "--data.img_size 12" not in str(e.value)
+    assert "--data.img_size" not in str(e.value)
     ds = image_folder(tmp_path, "train", img_size=8, channels=1, resize=True)
     assert ds.images.shape == (6, 1, 8, 8)
+
+
+def test_image_folder_size_advice_covers_padding_and_both_splits(tmp_path: Path) -> None:
+    # train/ holds 32x32, test/ 28x28: 28 pads to 32 exactly, so --data.img_size 32 loads both splits.
+    for split, size in (("train", 32), ("test", 28)):
+        for cls in ("cat", "ant"):
+            write_png(tmp_path / split / cls / "0.png", size=size, value=size)
+    with pytest.raises(DataError, match=r"2 sizes \(28x28 \(0.png\), 32x32 \(0.png\)\) .* pass --data.img_size 32 or"):
+        image_folder(tmp_path, "train", img_size=16, channels=1, resize=False)
+    for split in ("train", "test"):
+        assert image_folder(tmp_path, split, img_size=32, channels=1, resize=False).images.shape == (2, 1, 32, 32)
+
+
+def test_non_square_images_suggest_resize_only(tmp_path: Path) -> None:
+    path = tmp_path / "train" / "cat" / "wide.png"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(np.zeros((10, 20), dtype=np.uint8)).save(path)
+    with pytest.raises(DataError, match=r"wide.png: images are 10x20 \(wide.png\) .*; pass --data.resize true$"):
+        image_folder(tmp_path, "train", img_size=8, channels=1, resize=False)
+    with pytest.raises(DataError, match=r"images are 10x20 but the model expects 8x8; pass --data.resize true$"):
+        fit_size(torch.zeros(1, 1, 10, 20, dtype=torch.uint8), 8, name="x.npz", resize=False)
 
 
 def test_image_folder_missing_or_empty(tmp_path: Path) -> None:

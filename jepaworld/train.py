@@ -158,7 +158,9 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     ds = build_dataset(cfg.data, "train")
     sampler = EpochSampler(n=len(ds), batch_size=tc.batch_size, seed=tc.seed)
     spec = spec_of(ds)
-    method: Method = build_method(cfg, spec).to(device)
+    # A resumed run loads every weight from its own checkpoint, so it must not need model.encoder_init's, which
+    # may have moved since.
+    method: Method = build_method(cfg, spec, init_encoder=not resume).to(device)
     if lead:
         print(describe_data(cfg.data, ds, method, device), flush=True)
     # The fused kernel (CPU and CUDA) updates every parameter in one pass instead of a Python loop of ops.
@@ -179,6 +181,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"{state['path']}: optimiser state does not fit this model ({e})") from e
         start, elapsed = state["step"], state["elapsed"]
+        initial = state.get("initial", initial)  # the start of the run, not this rebuild (older files lack it)
         torch.set_rng_state(state["rng"])
     model = DistributedDataParallel(method) if world > 1 else method
     augment = RandomResizedCropFlip(scale=(cfg.data.crop_scale_min, 1.0)) if cfg.data.augment else None
@@ -192,7 +195,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
         # Cloned, because a periodic checkpoint is written only once the next step's loss proves these weights
         # finite: a blow-up then never leaves a checkpoint that itself gives a NaN loss.
         return {"method": copy.deepcopy(method.state_dict()), "optimizer": copy.deepcopy(opt.state_dict()),
-                "step": step, "elapsed": elapsed, "rng": torch.get_rng_state()}  # fmt: skip
+                "step": step, "elapsed": elapsed, "rng": torch.get_rng_state(), "initial": initial}  # fmt: skip
 
     def write(snap: dict | None) -> None:
         if lead and snap is not None:

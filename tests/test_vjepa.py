@@ -127,6 +127,9 @@ def test_predictor_trains_on_a_frozen_pretrained_encoder(tmp_path: Path) -> None
     (tmp_path / "source" / "checkpoint.pt").unlink()  # the run holds every weight it needs
     trained = load_method(tmp_path / "pred")[0].eval_encoder.state_dict()
     assert all(torch.equal(v, source[k]) for k, v in trained.items())
+    # It resumes without the source: its own checkpoint holds every weight.
+    pred_cfg = apply_overrides(get_preset("vjepa-physics-micro"), {**frozen, "train.out": str(tmp_path / "pred")})
+    assert train(pred_cfg, resume=True).steps == 2
     # Its random-init baseline is random: it neither reads the (deleted) source nor copies its encoder.
     rand = random_scorer(load_scorer(tmp_path / "pred")).method.eval_encoder.state_dict()
     assert not any(torch.equal(v, source[k]) for k, v in rand.items() if v.dim() > 1)

@@ -81,22 +81,25 @@ def main() -> None:
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     # What the runs in --out were trained with: a reuse must not report them under another budget or recipe.
+    # Under --minutes the steps come from timing on this device and thread count, so those count too.
     budget = {"minutes": None if args.steps else args.minutes, "steps": args.steps or None, "seed": args.seed,
-              "set": args.set, "suite": str(suite)}  # fmt: skip
+              "set": sorted(args.set), "suite": str(suite.resolve())}  # fmt: skip
+    if not args.steps:
+        budget |= {"device": args.device, "threads": args.threads}
     budget_file = out / "budget.json"
+    before = json.loads(budget_file.read_text()) if budget_file.exists() else None
+    if before is not None and before != budget:
+        diff = ", ".join(f"{k} {before.get(k)!r} (now {v!r})" for k, v in budget.items() if before.get(k) != v)
+        raise SystemExit(f"{out}: its runs were trained with {diff}; pass another --out (or delete {out})")
     reused = all((out / name / CHECKPOINT).exists() for name in cfgs)
     if reused:
         index = suite / "index.json"
         stale = [n for n in cfgs if (out / n / CHECKPOINT).stat().st_mtime < index.stat().st_mtime]
         if stale:  # trained on videos that have since been regenerated: their scores would mislead
             raise SystemExit(f"{out}: the runs {', '.join(stale)} are older than {index}; delete {out} or pass --out")
-        before = json.loads(budget_file.read_text()) if budget_file.exists() else None
         if before is None:
             print(f"note: {out} has no budget.json (made before it was recorded); its runs are reused as they are",
                   flush=True)  # fmt: skip
-        elif before != budget:
-            diff = ", ".join(f"{k} {before.get(k)!r} (now {v!r})" for k, v in budget.items() if before.get(k) != v)
-            raise SystemExit(f"{out}: its runs were trained with {diff}; pass another --out (or delete {out})")
         print(f"reusing the runs in {out}", flush=True)
     else:
         out.mkdir(parents=True, exist_ok=True)

@@ -114,7 +114,7 @@ class JEPAScorer(Scorer):
         return m.predict(clips, ctx, tgt.unsqueeze(1))[1][:, 0]  # (B, Nt, D)
 
     def distance(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return (pred - target).abs().mean(-1)  # L1, V-JEPA's loss
+        return (pred - target).abs().mean(-1)  # L1, V-JEPA's surprise, whatever loss the model trained with
 
 
 class PixelScorer(Scorer):

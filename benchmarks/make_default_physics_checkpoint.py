@@ -12,11 +12,10 @@ sums, so that the command gives back the shipped weights.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from jepaworld.checkpoint import CHECKPOINT, RESUMABLE_KEYS, atomic_save, config_diff, read_checkpoint
-from jepaworld.config import apply_overrides, get_preset, to_json
+from jepaworld.checkpoint import CHECKPOINT, atomic_save, read_checkpoint, training_diff
+from jepaworld.config import apply_overrides, get_preset
 from jepaworld.train import train
 
 ASSET = Path(__file__).resolve().parents[1] / "jepaworld" / "assets" / "vjepa_physics.pt"
@@ -57,10 +56,7 @@ def main() -> None:
     if not run.exists():
         train(cfg)
     else:  # a run made earlier is exported only if it is the run this command would make
-        state = read_checkpoint(run)
-        saved = json.loads(json.dumps(state["config"]))  # compare in JSON form: tuples are lists there
-        diff = [k for k in config_diff(saved, json.loads(to_json(cfg))) if k not in RESUMABLE_KEYS]
-        if diff:
+        if diff := training_diff(read_checkpoint(run)["config"], cfg):
             raise SystemExit(f"{args.run} holds a run with another config (differs in {', '.join(diff)}); delete it "
                              "or pass another --run")  # fmt: skip
     out = export(run, Path(args.out))

@@ -119,6 +119,13 @@ def config_diff(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     ]
 
 
+def training_diff(saved: dict[str, Any], cfg: ExperimentConfig) -> list[str]:
+    """Keys in which a run's saved config trains differently from `cfg` (where it runs, probe and plan aside)."""
+    # Compare in JSON form: tuples in the live config are lists once saved.
+    diff = config_diff(json.loads(json.dumps(saved)), json.loads(to_json(cfg)))
+    return [k for k in diff if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)]
+
+
 def mark_stopped(out: Path, why: str) -> None:
     """Record in `out` that its run stopped before writing a checkpoint, so that the next command may replace it."""
     atomic_write_text(f"{why}\n", out / STOPPED)
@@ -163,9 +170,7 @@ def prepare_run_dir(cfg: ExperimentConfig, *, resume: bool) -> Path:
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{conf}: unreadable ({type(e).__name__}), so the run cannot be checked before "
                                   f"resuming; restore {CONFIG} or choose another --train.out") from e  # fmt: skip
-        # Compare in JSON form: tuples in the live config are lists once saved.
-        diff = [k for k in config_diff(saved, json.loads(to_json(cfg)))
-                if k not in RESUMABLE_KEYS and not k.startswith(RESUMABLE_SECTIONS)]  # fmt: skip
+        diff = training_diff(saved, cfg)
         if diff:
             raise CheckpointError(f"{out}: holds a run with another config (differs in {', '.join(diff)}); "
                                   "resume with the same preset and overrides, or use another --train.out")  # fmt: skip

@@ -55,10 +55,9 @@ def main() -> None:
         raise SystemExit(f"{args.run} is older than {index} (the suite was regenerated); delete {args.run}")
     if not run.exists():
         train(cfg)
-    else:  # a run made earlier is exported only if it is the run this command would make
-        if diff := training_diff(read_checkpoint(run)["config"], cfg):
-            raise SystemExit(f"{args.run} holds a run with another config (differs in {', '.join(diff)}); delete it "
-                             "or pass another --run")  # fmt: skip
+    elif diff := training_diff(read_checkpoint(run)["config"], cfg):  # an earlier run must be the one this makes
+        raise SystemExit(f"{args.run} holds a run with another config (differs in {', '.join(diff)}); delete it or "
+                         "pass another --run")  # fmt: skip
     out = export(run, Path(args.out))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 

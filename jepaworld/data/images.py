@@ -356,11 +356,10 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         # Both splits take their labels from train/'s class names, so a class missing from test/ shifts none.
         names = _class_names(root / "train" if (root / "train").is_dir() else folder)
         files, labels = _class_files(folder, names)
-        splits = [root / sp for sp in ("train", "test") if (root / sp).is_dir()]
+        sources = [root / sp for sp in ("train", "test") if (root / sp).is_dir()]
     else:
-        folder, splits = root, []
-        files, labels = _class_files(root, _class_names(root))
-        all_files = files
+        folder, sources, names = root, [root], _class_names(root)
+        files, labels = _class_files(root, names)
         keep = held_out_split(labels, split)
         files, labels = [files[i] for i in keep], labels[keep]
     if not files:
@@ -380,7 +379,7 @@ def image_folder(root: str | Path, split: str, *, img_size: int, channels: int, 
         t = torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (C, H, W)
         if not resize and not _pads_to(*t.shape[-2:], img_size):
             # Advise on the images of both splits, so that the suggested --data.img_size loads every one of them.
-            every = [g for sp in splits for g in _class_files(sp, names)[0]] if splits else all_files
+            every = [g for src in sources for g in _class_files(src, names)[0]]
             raise _size_error(str(f), _folder_sizes(every), img_size)
         images.append(fit_size(t[None], img_size, name=str(f), resize=resize)[0])
     if converted:

@@ -200,6 +200,9 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
     def write(snap: dict | None) -> None:
         if lead and snap is not None:
             save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
+            # Kept copies let a learning curve be scored after the run, on the schedule of the run itself.
+            if tc.keep_every and snap["step"] % tc.keep_every == 0:
+                save_checkpoint(out / f"checkpoint-{snap['step']}.pt", cfg=cfg, spec=spec, **snap)
 
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
     log.initial = initial

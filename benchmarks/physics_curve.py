@@ -1,9 +1,10 @@
 """Surprise accuracy along one training run: every kept checkpoint of a V-JEPA run scored on held-out suites.
 
-    jepaworld pretrain --preset vjepa-physics --train.steps 12313 --train.time_budget_s 0 \\
-        --train.keep_every 1000 --train.ckpt_every 1000 --train.out runs/curve-12313
-    python benchmarks/physics_curve.py runs/curve-12313 --suite data/physics-s3 --suite data/physics-s4 \\
-        --json benchmarks/results/physics-cpu/curve-12313.json
+    jepaworld pretrain --preset vjepa-physics --train.steps 12313 --train.time_budget_s 0 --train.log_every 615 \
+        --train.diag_every 1231 --train.ckpt_every 1000 --train.keep_every 1000 --train.device cpu \
+        --train.threads 2 --train.progress false --train.out runs/curve-12313
+    OMP_NUM_THREADS=1 python benchmarks/physics_curve.py runs/curve-12313 --suite data/physics-s3 \
+        --suite data/physics-s4 --json benchmarks/results/physics-cpu/curve-12313-on-seed3-seed4.json
 
 Does a longer schedule lose pairwise accuracy because the model trains longer (it would lose it along the way
 too) or because of where the schedule ends (the learning rate, weight decay and EMA reach their end values only
@@ -57,7 +58,7 @@ def main() -> None:
         print("| steps | pairwise max | pairwise mean | pairwise event | relative mean | float mean / max |")
         print("|---|---|---|---|---|---|")
         for step, props in res.items():
-            o, fl = props[OVERALL], props["gravity"].variants.get("float", {})
+            o, fl = props[OVERALL], props["gravity"].variants.get("float", {}) if "gravity" in props else {}
             print(f"| {step} | {o.pairwise_max:.0%} | {o.pairwise_mean:.0%} | {o.pairwise_event:.0%} | "
                   f"{o.relative_mean:.0%} | {fl.get('pairwise_mean', float('nan')):.0%} / "
                   f"{fl.get('pairwise_max', float('nan')):.0%} |")  # fmt: skip

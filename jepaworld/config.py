@@ -159,7 +159,9 @@ class TrainConfig:
     log_every: int = _f(20, "steps between metric lines", ge=1)
     diag_every: int = _f(100, "steps between collapse diagnostics", ge=1)
     ckpt_every: int = _f(500, "steps between periodic checkpoints", ge=1)
-    keep_every: int = _f(0, "steps between checkpoints also kept as checkpoint-STEP.pt (0 = off)", ge=0)
+    keep_every: int = _f(
+        0, "steps between states also kept as checkpoint-STEP.pt (0 = off); each is a checkpoint too", ge=0
+    )
     out: str = _f("runs/default", "run folder (checkpoint, config, metrics)")
     device: str = _f("auto", "auto | cpu | cuda")
     threads: int = _f(0, "torch CPU threads (0 = all cores)", ge=0)

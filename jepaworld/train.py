@@ -199,10 +199,11 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
 
     def write(snap: dict | None) -> None:
         if lead and snap is not None:
-            save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
-            # Kept copies let a learning curve be scored after the run, on the schedule of the run itself.
+            # Kept copies let a learning curve be scored after the run, on the schedule of the run itself. The copy
+            # goes first: a kill between the two writes then resumes before this step and writes it again.
             if tc.keep_every and snap["step"] % tc.keep_every == 0:
                 save_checkpoint(out / f"checkpoint-{snap['step']}.pt", cfg=cfg, spec=spec, **snap)
+            save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
 
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)
     log.initial = initial
@@ -250,7 +251,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
                 t_last, n_last = time.perf_counter(), 0
                 log.metrics(done, {"loss": loss_value, "lr": lr, "wd": wd, "samples_per_s": rate, **logs})
             log.tick()
-            if done % tc.ckpt_every == 0:
+            if done % tc.ckpt_every == 0 or (tc.keep_every and done % tc.keep_every == 0):
                 pending = snapshot(done)
             if tc.time_budget_s and broadcast_flag(elapsed >= tc.time_budget_s, world):
                 break

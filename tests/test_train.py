@@ -36,9 +36,10 @@ from jepaworld.methods import JEPA, build_method
 from jepaworld.probe import extract, knn_probe
 from jepaworld.train import EpochSampler, TrainingError, cosine, param_groups, spec_of, train
 
-# The reference run: 20 steps, every loss logged, a checkpoint at step 10, kept copies at steps 10 and 20.
+# The reference run: 20 steps, every loss logged, a checkpoint at step 10, kept copies every 5 steps (off the
+# checkpoint interval on purpose: each kept step is a checkpoint too).
 STRAIGHT = {"train.steps": 20, "train.log_every": 1, "train.diag_every": 10, "train.ckpt_every": 10,
-            "train.keep_every": 10}  # fmt: skip
+            "train.keep_every": 5}  # fmt: skip
 
 # Losses of the reference run (seed 0, one thread), recorded from this code; they catch silent numeric drift
 # (a changed initialisation, mask, augmentation, schedule or loss). Re-record them only for an intended change.
@@ -90,14 +91,11 @@ def test_reference_run_outputs(straight, metrics) -> None:
     assert from_dict(json.loads((result.run_dir / CONFIG).read_text())) == cfg
     state = read_checkpoint(result.run_dir)
     assert state["step"] == 20 and from_dict(state["config"]) == cfg
-    # The kept copies: the one at the last step is the final checkpoint, the one at step 10 an earlier state.
-    assert sorted(p.name for p in result.run_dir.glob("checkpoint-*.pt")) == ["checkpoint-10.pt", "checkpoint-20.pt"]
-    last, early = (
-        read_checkpoint(result.run_dir / "checkpoint-20.pt"),
-        read_checkpoint(result.run_dir / "checkpoint-10.pt"),
-    )
-    assert last["step"] == 20 and not differing_entries(last["method"], state["method"])
-    assert early["step"] == 10 and differing_entries(early["method"], state["method"])
+    # The kept copies, every 5 steps: the last is the final checkpoint, the earlier ones are earlier states.
+    kept = {int(p.stem.split("-")[1]): read_checkpoint(p) for p in result.run_dir.glob("checkpoint-*.pt")}
+    assert sorted(kept) == [5, 10, 15, 20] and all(k["step"] == step for step, k in kept.items())
+    assert not differing_entries(kept[20]["method"], state["method"])
+    assert all(differing_entries(kept[step]["method"], state["method"]) for step in (5, 10, 15))
 
 
 def test_loss_falls(straight, metrics) -> None:
@@ -177,7 +175,7 @@ def test_exact_resume(straight, tmp_path: Path, make_cfg, metrics, monkeypatch) 
     ref_rows = [json.loads(x) for x in (straight[1].run_dir / "metrics.jsonl").read_text().splitlines()]
     got_rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert comparable(got_rows) == comparable(ref_rows)
-    for kept in ("checkpoint-10.pt", "checkpoint-20.pt"):  # one kept before the crash, one after the resume
+    for kept in ("checkpoint-5.pt", "checkpoint-10.pt", "checkpoint-15.pt", "checkpoint-20.pt"):  # 2 before the crash
         ref_kept, got_kept = read_checkpoint(straight[1].run_dir / kept), read_checkpoint(tmp_path / "run" / kept)
         assert not differing_entries(ref_kept["method"], got_kept["method"]), kept
 
@@ -378,6 +376,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_checkpoint(tmp_path: Path, mak
         quiet_train(cfg)
     method, _, _spec, state = load_method(tmp_path / "run")
     assert state["step"] == 20
+    assert not list((tmp_path / "run").glob("checkpoint-*.pt"))  # --train.keep_every 0 (the default) keeps none
     assert all(torch.isfinite(t).all() for t in method.state_dict().values() if t.is_floating_point())
     monkeypatch.setattr(JEPA, "forward", real_forward)
     ds = build_dataset(cfg.data)

@@ -20,20 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
-from jepaworld.checkpoint import CHECKPOINT, read_checkpoint
+from jepaworld.checkpoint import CHECKPOINT, kept_checkpoints, read_checkpoint
 from jepaworld.physics_eval import OVERALL, evaluate
 from jepaworld.surprise import load_scorer
 
 
-def kept_checkpoints(run: Path) -> dict[int, Path]:
-    """{step: path} of the run's `checkpoint-STEP.pt` files and its final `checkpoint.pt`, by step."""
-    found = {
-        int(m.group(1)): p for p in run.glob("checkpoint-*.pt") if (m := re.fullmatch(r"checkpoint-(\d+)\.pt", p.name))
-    }
+def states(run: Path) -> dict[int, Path]:
+    """{step: path} of the run's kept states and its final `checkpoint.pt`, by step."""
+    found = kept_checkpoints(run)
     if not found:
         raise SystemExit(f"{run}: no checkpoint-STEP.pt files; train it with --train.keep_every N")
     final = run / CHECKPOINT  # the last step is kept only when --train.keep_every divides it
@@ -49,7 +46,7 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write every property's scores per step here")
     args = p.parse_args()
 
-    scorers = {str(step): load_scorer(path, device="cpu") for step, path in kept_checkpoints(args.run).items()}
+    scorers = {str(step): load_scorer(path, device="cpu") for step, path in states(args.run).items()}
     results = {}
     for suite in args.suite:
         res = evaluate(scorers, suite, stride=args.stride, progress=True)

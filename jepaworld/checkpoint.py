@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +22,8 @@ from jepaworld.methods import DataSpec, Method, build_method
 
 FORMAT = "jepaworld-checkpoint/1"
 CHECKPOINT, CONFIG, METRICS = "checkpoint.pt", "config.json", "metrics.jsonl"
+# States kept on the way by --train.keep_every, one file per step (`kept_checkpoints` lists them).
+KEPT = "checkpoint-{step}.pt"
 # What the trainer writes into a run folder that stopped (error, NaN, Ctrl-C) before its first checkpoint.
 STOPPED = "stopped.txt"
 # Keys that may differ when a run is resumed: they change how it runs, not what it computes (train.out: a run
@@ -82,6 +85,13 @@ def read_checkpoint(path: str | Path, *, fix: str = "retrain or pass another fil
         raise CheckpointError(f"{path}: not a jepaworld checkpoint (expected format {FORMAT})")
     state["path"] = str(path)
     return state
+
+
+def kept_checkpoints(run: str | Path) -> dict[int, Path]:
+    """{step: path} of a run folder's kept states (`KEPT`), in step order."""
+    pattern = re.compile(re.escape(KEPT).replace(re.escape("{step}"), r"(\d+)"))
+    found = {int(m.group(1)): p for p in Path(run).iterdir() if (m := pattern.fullmatch(p.name))}
+    return dict(sorted(found.items()))
 
 
 def load_strict(module: torch.nn.Module, state_dict: dict[str, Any], *, path: str | Path) -> None:

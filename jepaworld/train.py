@@ -26,6 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from jepaworld.checkpoint import (
     CHECKPOINT,
+    KEPT,
     METRICS,
     CheckpointError,
     atomic_write_text,
@@ -202,7 +203,7 @@ def train(cfg: ExperimentConfig, *, resume: bool = False) -> TrainResult:
             # Kept copies let a learning curve be scored after the run, on the schedule of the run itself. The copy
             # goes first: a kill between the two writes then resumes before this step and writes it again.
             if tc.keep_every and snap["step"] % tc.keep_every == 0:
-                save_checkpoint(out / f"checkpoint-{snap['step']}.pt", cfg=cfg, spec=spec, **snap)
+                save_checkpoint(out / KEPT.format(step=snap["step"]), cfg=cfg, spec=spec, **snap)
             save_checkpoint(out / CHECKPOINT, cfg=cfg, spec=spec, **snap)
 
     log = Logger(out, enabled=lead, total=tc.steps, start=start, progress=tc.progress)

@@ -23,6 +23,7 @@ from jepaworld.checkpoint import (
     METRICS,
     CheckpointError,
     atomic_save,
+    kept_checkpoints,
     load_method,
     load_strict,
     mark_stopped,
@@ -92,7 +93,7 @@ def test_reference_run_outputs(straight, metrics) -> None:
     state = read_checkpoint(result.run_dir)
     assert state["step"] == 20 and from_dict(state["config"]) == cfg
     # The kept copies, every 5 steps: the last is the final checkpoint, the earlier ones are earlier states.
-    kept = {int(p.stem.split("-")[1]): read_checkpoint(p) for p in result.run_dir.glob("checkpoint-*.pt")}
+    kept = {step: read_checkpoint(p) for step, p in kept_checkpoints(result.run_dir).items()}
     assert sorted(kept) == [5, 10, 15, 20] and all(k["step"] == step for step, k in kept.items())
     assert not differing_entries(kept[20]["method"], state["method"])
     assert all(differing_entries(kept[step]["method"], state["method"]) for step in (5, 10, 15))

@@ -1,6 +1,7 @@
 """The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
 
     jepaworld physics generate --out DIR [--n-train N] [--scenes N] [--size S] [--frames T] [--seed SEED]
+                               [--noise SIGMA]
     jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [--nothing-moves] [scoring options]
     jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--plot P] [--json J] [scoring options]
 
@@ -84,6 +85,8 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size", type=int, default=64, help="frame side in pixels (default 64)")
     g.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     g.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
+    g.add_argument("--noise", type=float, default=0.0, help="camera noise: std of Gaussian pixel noise on the 0-255 "
+                   "scale, the same for all videos of a scene at a frame (default 0: clean)")  # fmt: skip
     e = sub.add_parser("eval", help="pairwise accuracy and AUROC per property, with baselines")
     e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
     e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")
@@ -110,10 +113,12 @@ def _generate(args: argparse.Namespace) -> int:
     for flag, value in (("--n-train", args.n_train), ("--scenes", args.scenes), ("--seed", args.seed)):
         if value < 0:
             raise ConfigError(f"{flag} {value}: pass a number >= 0")
+    if not 0.0 <= args.noise <= 255.0:
+        raise ConfigError(f"--noise {args.noise:g}: pass a pixel std in [0, 255] (0-255 scale), e.g. 16")
     try:
         index = generate_suite(
             out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,
-            seed=args.seed,
+            seed=args.seed, noise=args.noise,
         )  # fmt: skip
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
@@ -123,7 +128,8 @@ def _generate(args: argparse.Namespace) -> int:
     n_test = sum(v["split"] == "test" for v in index["videos"])
     scenes = f"{args.scenes} scene{'s' * (args.scenes != 1)}"
     print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({scenes} per property), "
-          f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}; index {out / 'index.json'}")  # fmt: skip
+          f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}"
+          f"{f', camera noise {args.noise:g}' if args.noise else ''}; index {out / 'index.json'}")  # fmt: skip
     return 0
 
 

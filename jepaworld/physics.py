@@ -26,6 +26,11 @@ after the violation and the impossible twin has as much to predict as its possib
 from a second generator seeded by (seed, property), so the scene itself never changes. `t_div` is measured on
 the pixels, not assumed: the first frame where a pair differs (for an object vanishing behind the screen, the
 frame where it should have come back out).
+
+`noise` adds camera noise to a suite: Gaussian pixel noise that no model can predict, the detail a pixel-space
+predictor spends its loss on and a joint-embedding one may learn to ignore (the claim of LeCun 2022, "A Path
+Towards Autonomous Machine Intelligence", that motivates JEPA). It depends only on the scene seed and the frame
+index, so all videos of a scene carry the same noise at a frame and every invariant above still holds.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ FLOOR_COLOR = (92, 84, 76)
 WALL_COLOR = (128, 120, 112)
 OCCLUDER_COLOR = (70, 78, 96)
 BARRIER_WIDTH = 0.06  # the interior barrier: as solid as the side walls, thicker so it shows at 32 px
+# The noise stream of a scene, apart from the scene's and the properties' (1..6). Not 0: numpy's SeedSequence
+# pads entropy with zeros, so [seed, 0] would replay the scene's own stream.
+_NOISE_STREAM = 1000
 
 
 class ViolationUnavailable(ValueError):
@@ -610,6 +618,20 @@ def render_scene(
     return pair.impossible, pair.t_div
 
 
+def add_noise(video: np.ndarray, seed: int, sigma: float) -> np.ndarray:
+    """`video` (T, S, S, 3) uint8 plus Gaussian pixel noise of std `sigma` (0-255 scale), rounded and clipped.
+
+    The noise is drawn from the scene seed alone, so every video of scene `seed` (the possible one, its twin, a
+    quadruplet's B and splices) gets the same noise at each frame: twins stay identical before t_div and a
+    quadruplet's impossible pair still shows exactly its possible pair's images. sigma=0 returns `video`."""
+    if not 0.0 <= sigma <= 255.0:
+        raise ValueError(f"noise={sigma} is not a pixel std in [0, 255]; pass e.g. 16")
+    if sigma == 0.0:
+        return video
+    noise = np.random.default_rng([seed, _NOISE_STREAM]).normal(0.0, sigma, video.shape)  # (T, S, S, 3)
+    return np.clip(np.rint(video + noise), 0, 255).astype(np.uint8)
+
+
 # A suite's scene seeds: train takes even, test odd offsets from suite_seed * 2**24, so they never overlap.
 _SEEDS_PER_SUITE = 1 << 24
 _MAX_SKIPS = 200  # about 1 scene in 10 fails a property; 200 in a row means the settings are broken
@@ -648,6 +670,7 @@ def generate_suite(
     frames: int = 32,
     seed: int = 0,
     fps: int = 10,
+    noise: float = 0.0,
 ) -> dict:
     """Write an intuitive-physics suite and return its index (also saved as `index.json`).
 
@@ -655,9 +678,11 @@ def generate_suite(
     scenes, each a quadruplet of two matched pairs for `QUAD_PROPERTIES` (`test/<property>_<k>{a,b}_{possible,
     impossible}.mp4`) or one matched pair for the others (`test/<property>_<k>_{possible,impossible}.mp4`). Each
     index entry holds file (relative to out_dir), split, property, scene, pair, kind, seed (the scene seed),
-    t_div (None for training videos) and detail. Same arguments give identical files.
+    t_div (None for training videos) and detail. `noise` adds camera noise of that pixel std to every video
+    (`add_noise`). Same arguments give identical files.
     """
     _check_args(size, frames)
+    add_noise(np.zeros((1, 1, 1, 3), np.uint8), 0, noise)  # checks the value before anything is written
     if seed < 0 or n_train < 0 or n_scenes_per_property < 0:
         raise ValueError(f"seed={seed}, n_train={n_train}, n_scenes_per_property={n_scenes_per_property} must be >= 0")
     if n_train > _SEEDS_PER_SUITE // 2:
@@ -673,7 +698,7 @@ def generate_suite(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         index = _write_suite(tmp, n_train=n_train, n_scenes_per_property=n_scenes_per_property, size=size,
-                             frames=frames, seed=seed, fps=fps)  # fmt: skip
+                             frames=frames, seed=seed, fps=fps, noise=noise)  # fmt: skip
         os.replace(tmp, out)  # onto an empty folder or a missing path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -681,11 +706,11 @@ def generate_suite(
 
 
 def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: int, frames: int, seed: int,
-                 fps: int) -> dict:  # fmt: skip
+                 fps: int, noise: float) -> dict:  # fmt: skip
     videos: list[dict] = []
     for i in range(n_train):
         sid = scene_seed(seed, "train", i)
-        video, _ = render_scene(sid, size=size, frames=frames)
+        video = add_noise(render_scene(sid, size=size, frames=frames)[0], sid, noise)
         videos.append(_write_entry(out, f"train/{i:05d}.mp4", video, fps=fps, split="train", seed=sid))
     j = 0  # one candidate counter for all properties, so every test scene is distinct
     for prop in PROPERTIES:
@@ -707,7 +732,7 @@ def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: i
             pairs = made.pairs() if isinstance(made, PhysicsQuad) else (made,)
             for suffix, pair in zip("ab" if len(pairs) == 2 else [""], pairs, strict=True):
                 for kind, video in (("possible", pair.possible), ("impossible", pair.impossible)):
-                    name = f"test/{prop}_{k}{suffix}_{kind}.mp4"
+                    name, video = f"test/{prop}_{k}{suffix}_{kind}.mp4", add_noise(video, sid, noise)
                     videos.append(_write_entry(
                         out, name, video, fps=fps, split="test", seed=sid, property=prop, scene=f"{prop}_{k}",
                         pair=f"{prop}_{k}{suffix}", kind=kind, t_div=pair.t_div, detail=pair.detail,
@@ -721,6 +746,7 @@ def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: i
             "frames": frames,
             "seed": seed,
             "fps": fps,
+            "noise": noise,
         },
         "properties": list(PROPERTIES),
         "control_properties": list(CONTROL_PROPERTIES),

@@ -152,6 +152,48 @@ def test_generate_suite_tiny(tmp_path: Path) -> None:
     assert (tmp_path / "a" / "index.json").read_bytes() == (tmp_path / "b" / "index.json").read_bytes()
 
 
+def test_camera_noise_is_shared_by_a_scene_and_keeps_the_quadruplet_balanced() -> None:
+    quad = next(q for q in (_try_quad(s, "permanence") for s in range(20)) if q is not None)
+    clean = (*quad.possible, *quad.impossible)
+    a, b, ab, ba = (physics.add_noise(v, quad.seed, 32.0) for v in clean)
+    assert all(x.dtype == np.uint8 and x.shape == c.shape for x, c in zip((a, b, ab, ba), clean, strict=True))
+    # Visible noise of about the asked std (clipping at 0 and 255 trims it a little).
+    assert 20.0 < float(np.std(a.astype(float) - clean[0])) < 34.0
+    t = quad.t_div
+    np.testing.assert_array_equal(ab[:t], a[:t])
+    assert not np.array_equal(ab[t], a[t])
+    for f in range(FRAMES):  # noise of the frame, not of the video: still the same two images on each side
+        assert {a[f].tobytes(), b[f].tobytes()} == {ab[f].tobytes(), ba[f].tobytes()}
+    np.testing.assert_array_equal(a, physics.add_noise(clean[0], quad.seed, 32.0))  # reproducible
+    assert not np.array_equal(a, physics.add_noise(clean[0], quad.seed + 1, 32.0))  # another scene, other noise
+    # Its own stream: not the scene's draws, which numpy would replay for [seed, 0].
+    first = np.random.default_rng(quad.seed).normal(0.0, 32.0, 8)
+    assert not np.allclose(first, np.random.default_rng([quad.seed, physics._NOISE_STREAM]).normal(0.0, 32.0, 8))
+    assert physics.add_noise(clean[0], quad.seed, 0.0) is clean[0]
+    for bad in (-1.0, 300.0, float("nan")):
+        with pytest.raises(ValueError, match="not a pixel std in"):
+            physics.add_noise(clean[0], quad.seed, bad)
+
+
+def test_noisy_suite_on_disk(tmp_path: Path) -> None:
+    kwargs = {"n_train": 2, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
+    clean = physics.generate_suite(tmp_path / "clean", **kwargs)
+    noisy = physics.generate_suite(tmp_path / "noisy", noise=16.0, **kwargs)
+    assert noisy["args"]["noise"] == 16.0 and clean["args"]["noise"] == 0.0
+    assert noisy["videos"] == clean["videos"]  # the same scenes, pairs and t_div
+    for v in noisy["videos"]:
+        x = read_video(tmp_path / "noisy" / v["file"])  # lossless: exactly the noisy render
+        np.testing.assert_array_equal(x, physics.add_noise(read_video(tmp_path / "clean" / v["file"]), v["seed"], 16.0))
+    for v in (v for v in noisy["videos"] if v["kind"] == "impossible"):
+        twin = read_video(tmp_path / "noisy" / v["file"].replace("impossible", "possible"))
+        x, t = read_video(tmp_path / "noisy" / v["file"]), v["t_div"]
+        np.testing.assert_array_equal(x[:t], twin[:t])
+        assert not np.array_equal(x[t], twin[t])
+    with pytest.raises(ValueError, match="noise=-2"):
+        physics.generate_suite(tmp_path / "bad", noise=-2.0, **kwargs)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_interrupted_generation_leaves_no_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real, written = physics._write_entry, []
 

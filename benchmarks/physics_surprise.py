@@ -148,17 +148,21 @@ def main() -> None:
            f"--suite {args.suite}{f' --test-suite {args.test_suite}' if args.test_suite else ''} "
            f"--out {args.out}")  # fmt: skip
     how = f"{args.steps} steps each" if args.steps else f"the same calibrated wall time of {args.minutes:g} min each"
-    n_train, suite_seed = index["args"]["n_train"], index["args"]["seed"]
-    scenes, test_seed = test_index["args"]["n_scenes_per_property"], test_index["args"]["seed"]
+    n_train, scenes = index["args"]["n_train"], test_index["args"]["n_scenes_per_property"]
+
+    def seeded(suite_index: dict) -> str:
+        seed, noise = suite_index["args"]["seed"], suite_index["args"].get("noise", 0)  # no "noise": written clean
+        return f"suite seed {seed}" + (f", camera noise {noise:g}" if noise else "")
+
     n_test = sum(v["split"] == "test" for v in test_index["videos"])
-    tested = "its" if test_suite == suite else f"the suite `{test_suite}` (suite seed {test_seed}):"
+    tested = "its" if test_suite == suite else f"the suite `{test_suite}` ({seeded(test_index)}):"
     took = "runs reused from an earlier invocation" if reused else f"training took {train_s / 60:.0f} min in all"
     trained = "; ".join(f"{r['preset']}: {r['steps']} steps in {r['seconds']} s" for r in runs.values())
     body = f"""## Intuitive physics: surprise of V-JEPA vs a pixel baseline vs random init
 
 Command: `{cmd}` ({date}; {machine}; load average {load_start[0]:.1f} at the start).
 
-Training: {how}, on the {n_train} possible videos of the suite `{suite}` (suite seed {suite_seed}; the default
+Training: {how}, on the {n_train} possible videos of the suite `{suite}` ({seeded(index)}; the default
 is `jepaworld physics generate --out data/physics`), training seed {args.seed}. {trained}; {took}.
 Held-out test, on {tested} {n_test} videos, {scenes} scenes per property (a content-balanced quadruplet of two
 pairs for permanence, continuity, shape and colour; one pair for gravity and solidity), scenes disjoint from

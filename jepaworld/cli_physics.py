@@ -85,8 +85,13 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--size", type=int, default=64, help="frame side in pixels (default 64)")
     g.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     g.add_argument("--seed", type=int, default=0, help="suite seed (default 0)")
-    g.add_argument("--noise", type=float, default=0.0, help="camera noise: std of Gaussian pixel noise on the 0-255 "
-                   "scale, the same for all videos of a scene at a frame (default 0: clean)")  # fmt: skip
+    g.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="camera noise: std of Gaussian pixel noise on the 0-255 "
+        "scale before clipping, the same for all videos of a scene at a frame (default 0: clean)",
+    )
     e = sub.add_parser("eval", help="pairwise accuracy and AUROC per property, with baselines")
     e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
     e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")

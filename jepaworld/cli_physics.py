@@ -89,8 +89,8 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
         "--noise",
         type=float,
         default=0.0,
-        help="camera noise: std of Gaussian pixel noise on the 0-255 "
-        "scale before clipping, the same for all videos of a scene at a frame (default 0: clean)",
+        help="camera noise: std of Gaussian pixel noise (0-255 scale, before clipping), "
+        "the same for all videos of a scene at a frame (default 0: clean)",
     )
     e = sub.add_parser("eval", help="pairwise accuracy and AUROC per property, with baselines")
     e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
@@ -119,7 +119,7 @@ def _generate(args: argparse.Namespace) -> int:
         if value < 0:
             raise ConfigError(f"{flag} {value}: pass a number >= 0")
     if not 0.0 <= args.noise <= 255.0:
-        raise ConfigError(f"--noise {args.noise:g}: pass a pixel std in [0, 255] (0-255 scale), e.g. 16")
+        raise ConfigError(f"--noise {args.noise:g}: pass a pixel std between 0 and 255, e.g. 16")
     try:
         index = generate_suite(
             out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,

@@ -89,6 +89,7 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
         "--noise",
         type=float,
         default=0.0,
+        metavar="SIGMA",
         help="camera noise: std of Gaussian pixel noise (0-255 scale, before clipping), "
         "the same for all videos of a scene at a frame (default 0: clean)",
     )

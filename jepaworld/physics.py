@@ -620,6 +620,11 @@ def render_scene(
     return pair.impossible, pair.t_div
 
 
+def _check_noise(sigma: float) -> None:
+    if not 0.0 <= sigma <= 255.0:  # also refuses NaN
+        raise ValueError(f"noise={sigma} is not a pixel std in [0, 255]; pass e.g. 16")
+
+
 def add_noise(video: np.ndarray, seed: int, sigma: float) -> np.ndarray:
     """`video` (T, S, S, 3) uint8 plus Gaussian pixel noise of std `sigma` (0-255 scale), rounded and clipped to
     0-255. Clipping trims large noise on the light background: at sigma 32 the measured std is about 29 and the
@@ -628,8 +633,7 @@ def add_noise(video: np.ndarray, seed: int, sigma: float) -> np.ndarray:
     The noise is drawn from the scene seed alone, so every video of scene `seed` (the possible one, its twin, a
     quadruplet's B and splices) gets the same noise at each frame: twins stay identical before t_div and a
     quadruplet's impossible pair still shows exactly its possible pair's images. sigma=0 returns `video`."""
-    if not 0.0 <= sigma <= 255.0:
-        raise ValueError(f"noise={sigma} is not a pixel std in [0, 255]; pass e.g. 16")
+    _check_noise(sigma)
     if sigma == 0.0:
         return video
     noise = np.random.default_rng([seed, _NOISE_STREAM]).normal(0.0, sigma, video.shape)  # (T, S, S, 3)
@@ -686,7 +690,7 @@ def generate_suite(
     (`add_noise`). Same arguments give identical files.
     """
     _check_args(size, frames)
-    add_noise(np.zeros((1, 1, 1, 3), np.uint8), 0, noise)  # checks the value before anything is written
+    _check_noise(noise)
     if seed < 0 or n_train < 0 or n_scenes_per_property < 0:
         raise ValueError(f"seed={seed}, n_train={n_train}, n_scenes_per_property={n_scenes_per_property} must be >= 0")
     if n_train > _SEEDS_PER_SUITE // 2:

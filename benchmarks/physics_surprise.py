@@ -151,8 +151,11 @@ def main() -> None:
     n_train, scenes = index["args"]["n_train"], test_index["args"]["n_scenes_per_property"]
 
     def seeded(suite_index: dict) -> str:
-        seed, noise = suite_index["args"]["seed"], suite_index["args"].get("noise", 0)  # no "noise": written clean
-        return f"suite seed {seed}" + (f", camera noise {noise:g}" if noise else "")
+        a = suite_index["args"]  # suites written before an option lack its key: it was off
+        noise, grain, own = a.get("noise", 0), a.get("noise_grain", 1), a.get("noise_per_twin", False)
+        return (f"suite seed {a['seed']}" + (f", camera noise {noise:g}" if noise else "")
+                + (f" in {grain}-pixel blocks" if noise and grain > 1 else "")
+                + (", each twin its own from the divergence" if noise and own else ""))  # fmt: skip
 
     n_test = sum(v["split"] == "test" for v in test_index["videos"])
     tested = "its" if test_suite == suite else f"the suite `{test_suite}` ({seeded(test_index)}):"

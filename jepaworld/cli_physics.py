@@ -1,7 +1,7 @@
 """The video commands of the `jepaworld` command line, registered in `cli.COMMANDS`.
 
     jepaworld physics generate --out DIR [--n-train N] [--scenes N] [--size S] [--frames T] [--seed SEED]
-                               [--noise SIGMA]
+                               [--noise SIGMA [--noise-grain PX] [--noise-per-twin]]
     jepaworld physics eval CHECKPOINT DIR [--baseline PIXEL_CHECKPOINT] [--nothing-moves] [scoring options]
     jepaworld surprise [CHECKPOINT] VIDEO... [--default] [--plot P] [--json J] [scoring options]
 
@@ -93,6 +93,18 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
         help="camera noise: std of Gaussian pixel noise (0-255 scale, before clipping), "
         "the same for all videos of a scene at a frame (default 0: clean)",
     )
+    g.add_argument(
+        "--noise-grain",
+        type=int,
+        default=1,
+        metavar="PX",
+        help="draw the noise once per PX x PX block of pixels: blocky flicker (default 1: per pixel)",
+    )
+    g.add_argument(
+        "--noise-per-twin",
+        action="store_true",
+        help="give each twin its own noise from the divergence frame on, as separate recordings would",
+    )
     e = sub.add_parser("eval", help="pairwise accuracy and AUROC per property, with baselines")
     e.add_argument("checkpoint", help="V-JEPA run folder or checkpoint.pt ('default' for the shipped one)")
     e.add_argument("suite", help="suite folder written by `jepaworld physics generate`")
@@ -121,10 +133,14 @@ def _generate(args: argparse.Namespace) -> int:
             raise ConfigError(f"{flag} {value}: pass a number >= 0")
     if not 0.0 <= args.noise <= 255.0:
         raise ConfigError(f"--noise {args.noise:g}: pass a pixel std between 0 and 255, e.g. 16")
+    if args.noise_grain < 1:
+        raise ConfigError(f"--noise-grain {args.noise_grain}: pass a block side of 1 pixel or more")
+    if not args.noise and (args.noise_grain != 1 or args.noise_per_twin):
+        raise ConfigError("--noise-grain and --noise-per-twin shape the camera noise; pass --noise SIGMA too")
     try:
         index = generate_suite(
             out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,
-            seed=args.seed, noise=args.noise,
+            seed=args.seed, noise=args.noise, noise_grain=args.noise_grain, noise_per_twin=args.noise_per_twin,
         )  # fmt: skip
     except (ValueError, RuntimeError) as e:
         raise ConfigError(str(e)) from e
@@ -133,9 +149,12 @@ def _generate(args: argparse.Namespace) -> int:
         return 130
     n_test = sum(v["split"] == "test" for v in index["videos"])
     scenes = f"{args.scenes} scene{'s' * (args.scenes != 1)}"
+    noise = f", camera noise {args.noise:g}" if args.noise else ""
+    noise += f" in {args.noise_grain}-pixel blocks" if args.noise_grain > 1 else ""
+    noise += " (each twin its own from the divergence)" if args.noise_per_twin else ""
     print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({scenes} per property), "
           f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}"
-          f"{f', camera noise {args.noise:g}' if args.noise else ''}; index {out / 'index.json'}")  # fmt: skip
+          f"{noise}; index {out / 'index.json'}")  # fmt: skip
     return 0
 
 

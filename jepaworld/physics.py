@@ -27,12 +27,14 @@ from a second generator seeded by (seed, property), so the scene itself never ch
 the pixels, not assumed: the first frame where a pair differs (for an object vanishing behind the screen, the
 frame where it should have come back out).
 
-`noise` adds camera noise to a suite: Gaussian pixel noise that no model can predict, the detail a pixel-space
+`noise` adds camera noise to a suite: Gaussian noise that no model can predict, the detail a pixel-space
 predictor spends its loss on and a joint-embedding one may learn to ignore (the claim of LeCun 2022, "A Path
-Towards Autonomous Machine Intelligence", that motivates JEPA). It depends only on the scene seed and the frame
-index, so all videos of a scene carry the same noise at a frame and every invariant above still holds. Shared by
-the twins, it largely cancels within a pair: it tests what unpredictable detail does to training and to the
-scores' margins, not a twin whose noise differs.
+Towards Autonomous Machine Intelligence", that motivates JEPA). By default it depends only on the scene seed and
+the frame index, so all videos of a scene carry the same noise at a frame and every invariant above still holds;
+shared by the twins, it largely cancels within a pair. `noise_per_twin` gives each twin its own noise from t_div
+on, as two recordings would have, yet keeps every invariant (`noise_takes`). `noise_grain` draws one value per
+grain x grain block of pixels: blocky flicker, fewer and larger unpredictable values than sensor noise, so a
+score that follows pixels fluctuates more from window to window.
 """
 
 from __future__ import annotations
@@ -620,24 +622,53 @@ def render_scene(
     return pair.impossible, pair.t_div
 
 
-def _check_noise(sigma: float) -> None:
+def _check_noise(sigma: float, grain: int = 1) -> None:
     if not 0.0 <= sigma <= 255.0:  # also refuses NaN
         raise ValueError(f"noise={sigma} is not a pixel std in [0, 255]; pass e.g. 16")
+    if grain < 1:
+        raise ValueError(f"noise_grain={grain} is not a block side in pixels; pass 1 (per pixel) or more")
 
 
-def add_noise(video: np.ndarray, seed: int, sigma: float) -> np.ndarray:
-    """`video` (T, S, S, 3) uint8 plus Gaussian pixel noise of std `sigma` (0-255 scale), rounded and clipped to
-    0-255. Clipping trims large noise on the light background: at sigma 32 the measured std is about 29 and the
-    mean falls by about 1.5 levels, at sigma 64 about 52 and 6-8.
+def add_noise(
+    video: np.ndarray, seed: int, sigma: float, *, grain: int = 1, takes: np.ndarray | None = None
+) -> np.ndarray:
+    """`video` (T, S, S, 3) uint8 plus Gaussian noise of std `sigma` (0-255 scale), rounded and clipped to 0-255.
+    Clipping trims large noise on the light background: at sigma 32 the measured std is about 29 and the mean
+    falls by about 1.5 levels, at sigma 64 about 52 and 6-8. `grain`: one draw per grain x grain block (the last
+    row and column of blocks cropped to the frame).
 
-    The noise is drawn from the scene seed alone, so every video of scene `seed` (the possible one, its twin, a
-    quadruplet's B and splices) gets the same noise at each frame: twins stay identical before t_div and a
-    quadruplet's impossible pair still shows exactly its possible pair's images. sigma=0 returns `video`."""
-    _check_noise(sigma)
+    The noise is drawn from the scene seed and a take: `takes` (T,) names the take of each frame (all 0 when
+    None). Every video of scene `seed` with the same takes gets the same noise at each frame, so twins stay
+    identical before t_div and a quadruplet's impossible pair still shows exactly its possible pair's images
+    (`noise_takes` keeps both true with two takes). sigma=0 returns `video`."""
+    _check_noise(sigma, grain)
     if sigma == 0.0:
         return video
-    noise = np.random.default_rng([seed, _NOISE_STREAM]).normal(0.0, sigma, video.shape)  # (T, S, S, 3)
+    T, H, W, C = video.shape
+    takes = np.zeros(T, dtype=int) if takes is None else np.asarray(takes)
+    assert takes.shape == (T,), f"takes {takes.shape} != ({T},)"
+    noise = np.empty(video.shape)
+    for take in np.unique(takes):
+        # Take 0 is the key of suites written before takes existed, so their videos stay byte for byte.
+        rng = np.random.default_rng([seed, _NOISE_STREAM] + ([int(take)] if take else []))
+        cells = rng.normal(0.0, sigma, (T, -(-H // grain), -(-W // grain), C))  # (T, H/g, W/g, 3) rounded up
+        field = cells.repeat(grain, axis=1).repeat(grain, axis=2)[:, :H, :W]  # (T, H, W, 3)
+        noise[takes == take] = field[takes == take]
     return np.clip(np.rint(video + noise), 0, 255).astype(np.uint8)
+
+
+def noise_takes(frames: int, t_div: int, *, pair: int, impossible: bool, per_twin: bool) -> np.ndarray:
+    """(frames,) noise take of each frame of a test video: all 0 unless `per_twin`.
+
+    With `per_twin` each possible video has a take of its own (`pair`: 0 for a single pair or a quadruplet's A,
+    1 for its B) and an impossible video switches at t_div to the other take: it shares its twin's noise up to
+    t_div and then has its own. In a quadruplet A[:t] + B[t:] thus shows A's noise, then B's, and every frame
+    of the impossible pair still equals one of the possible pair's (A and B show the same images between the
+    splice frame and t_div)."""
+    takes = np.full(frames, pair if per_twin else 0)
+    if per_twin and impossible:
+        takes[t_div:] = 1 - pair
+    return takes
 
 
 # A suite's scene seeds: train takes even, test odd offsets from suite_seed * 2**24, so they never overlap.
@@ -679,6 +710,8 @@ def generate_suite(
     seed: int = 0,
     fps: int = 10,
     noise: float = 0.0,
+    noise_grain: int = 1,
+    noise_per_twin: bool = False,
 ) -> dict:
     """Write an intuitive-physics suite and return its index (also saved as `index.json`).
 
@@ -687,10 +720,11 @@ def generate_suite(
     impossible}.mp4`) or one matched pair for the others (`test/<property>_<k>_{possible,impossible}.mp4`). Each
     index entry holds file (relative to out_dir), split, property, scene, pair, kind, seed (the scene seed),
     t_div (None for training videos) and detail. `noise` adds camera noise of that pixel std to every video
-    (`add_noise`). Same arguments give identical files.
+    (`add_noise`, with `noise_grain`); `noise_per_twin` gives each twin its own noise from t_div on
+    (`noise_takes`). Same arguments give identical files.
     """
     _check_args(size, frames)
-    _check_noise(noise)
+    _check_noise(noise, noise_grain)
     if seed < 0 or n_train < 0 or n_scenes_per_property < 0:
         raise ValueError(f"seed={seed}, n_train={n_train}, n_scenes_per_property={n_scenes_per_property} must be >= 0")
     if n_train > _SEEDS_PER_SUITE // 2:
@@ -706,7 +740,8 @@ def generate_suite(
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         index = _write_suite(tmp, n_train=n_train, n_scenes_per_property=n_scenes_per_property, size=size,
-                             frames=frames, seed=seed, fps=fps, noise=noise)  # fmt: skip
+                             frames=frames, seed=seed, fps=fps, noise=noise, grain=noise_grain,
+                             per_twin=noise_per_twin)  # fmt: skip
         os.replace(tmp, out)  # onto an empty folder or a missing path
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -714,11 +749,11 @@ def generate_suite(
 
 
 def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: int, frames: int, seed: int,
-                 fps: int, noise: float) -> dict:  # fmt: skip
+                 fps: int, noise: float, grain: int, per_twin: bool) -> dict:  # fmt: skip
     videos: list[dict] = []
     for i in range(n_train):
         sid = scene_seed(seed, "train", i)
-        video = add_noise(render_scene(sid, size=size, frames=frames)[0], sid, noise)
+        video = add_noise(render_scene(sid, size=size, frames=frames)[0], sid, noise, grain=grain)
         videos.append(_write_entry(out, f"train/{i:05d}.mp4", video, fps=fps, split="train", seed=sid))
     j = 0  # one candidate counter for all properties, so every test scene is distinct
     for prop in PROPERTIES:
@@ -738,9 +773,11 @@ def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: i
                     f"frames={frames}; use a larger size or more frames"
                 )
             pairs = made.pairs() if isinstance(made, PhysicsQuad) else (made,)
-            for suffix, pair in zip("ab" if len(pairs) == 2 else [""], pairs, strict=True):
+            for q, (suffix, pair) in enumerate(zip("ab" if len(pairs) == 2 else [""], pairs, strict=True)):
                 for kind, video in (("possible", pair.possible), ("impossible", pair.impossible)):
-                    name, video = f"test/{prop}_{k}{suffix}_{kind}.mp4", add_noise(video, sid, noise)
+                    takes = noise_takes(frames, pair.t_div, pair=q, impossible=kind == "impossible", per_twin=per_twin)
+                    name = f"test/{prop}_{k}{suffix}_{kind}.mp4"
+                    video = add_noise(video, sid, noise, grain=grain, takes=takes)
                     videos.append(_write_entry(
                         out, name, video, fps=fps, split="test", seed=sid, property=prop, scene=f"{prop}_{k}",
                         pair=f"{prop}_{k}{suffix}", kind=kind, t_div=pair.t_div, detail=pair.detail,
@@ -755,6 +792,8 @@ def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: i
             "seed": seed,
             "fps": fps,
             "noise": noise,
+            "noise_grain": grain,
+            "noise_per_twin": per_twin,
         },
         "properties": list(PROPERTIES),
         "control_properties": list(CONTROL_PROPERTIES),

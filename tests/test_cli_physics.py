@@ -178,6 +178,12 @@ def test_physics_eval_and_generate_errors_are_one_line(workspace: Path, capsys: 
         ('{"a": 1}', ["physics", "eval", checkpoint, str(broken)], "not a suite index (no videos)"),
         (None, ["physics", "generate", "--out", str(workspace / "neg"), "--n-train", "-1"], "--n-train -1: pass"),
         (None, ["physics", "generate", "--out", str(workspace / "neg"), "--noise", "-3"], "--noise -3: pass a pixel"),
+        (
+            None,
+            ["physics", "generate", "--out", str(workspace / "neg"), "--noise", "8", "--noise-grain", "0"],
+            "--noise-grain 0: pass a block side",
+        ),
+        (None, ["physics", "generate", "--out", str(workspace / "neg"), "--noise-per-twin"], "pass --noise SIGMA too"),
     ]
     for index_text, args, expected in cases:
         if index_text is not None:

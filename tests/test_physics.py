@@ -179,6 +179,42 @@ def test_camera_noise_is_shared_by_a_scene_and_keeps_the_quadruplet_balanced() -
             physics.add_noise(clean[0], quad.seed, bad)
 
 
+def test_noise_per_twin_differs_after_t_div_and_keeps_the_quadruplet_balanced() -> None:
+    quad = next(q for q in (_try_quad(s, "shape") for s in range(20)) if q is not None)
+    t = quad.t_div
+    noisy = []
+    for q, pair in enumerate(quad.pairs()):
+        for impossible, video in ((False, pair.possible), (True, pair.impossible)):
+            takes = physics.noise_takes(FRAMES, t, pair=q, impossible=impossible, per_twin=True)
+            noisy.append(physics.add_noise(video, quad.seed, 32.0, takes=takes))
+    a, ab, b, ba = noisy
+    for possible, impossible in ((a, ab), (b, ba)):
+        np.testing.assert_array_equal(impossible[:t], possible[:t])  # one recording up to the divergence
+    for f in range(FRAMES):  # and still the possible pair's two images at every frame
+        assert {a[f].tobytes(), b[f].tobytes()} == {ab[f].tobytes(), ba[f].tobytes()}
+    # From t_div on each twin has its own noise: the impossible video's noise is not its twin's.
+    clean_ab = quad.impossible[0].astype(float)
+    shared = physics.add_noise(quad.impossible[0], quad.seed, 32.0)  # every frame on take 0, as a's noise
+    assert not np.array_equal(ab[t:], shared[t:])
+    assert np.abs((ab[t:] - clean_ab[t:]) - (shared[t:] - clean_ab[t:])).mean() > 10.0
+    # Take 0 everywhere is the shared noise of suites written before takes existed.
+    zeros = physics.noise_takes(FRAMES, t, pair=0, impossible=True, per_twin=False)
+    assert not zeros.any()
+    np.testing.assert_array_equal(physics.add_noise(quad.possible[0], quad.seed, 32.0, takes=zeros), a)
+
+
+def test_noise_grain_draws_one_value_per_block() -> None:
+    video = np.full((4, 20, 20, 3), 128, dtype=np.uint8)
+    noise = physics.add_noise(video, 5, 20.0, grain=8).astype(int) - 128  # blocks of 8: 3 x 3, cropped at 20
+    for r0, c0 in [(0, 0), (8, 8), (16, 0), (16, 16)]:
+        block = noise[:, r0 : r0 + 8, c0 : c0 + 8]
+        assert (block == block[:, :1, :1]).all()  # one value per block, frame and channel
+    assert len(np.unique(noise[0, ::8, ::8, 0])) > 5  # and the 9 blocks differ (rounding may tie a few)
+    assert not np.array_equal(noise[0], noise[1])  # redrawn every frame
+    with pytest.raises(ValueError, match="noise_grain=0 is not a block side"):
+        physics.add_noise(video, 5, 20.0, grain=0)
+
+
 def test_noisy_suite_on_disk(tmp_path: Path) -> None:
     kwargs = {"n_train": 2, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
     clean = physics.generate_suite(tmp_path / "clean", **kwargs)
@@ -193,6 +229,23 @@ def test_noisy_suite_on_disk(tmp_path: Path) -> None:
         x, t = read_video(tmp_path / "noisy" / v["file"]), v["t_div"]
         np.testing.assert_array_equal(x[:t], twin[:t])
         assert not np.array_equal(x[t], twin[t])
+
+
+def test_noise_per_twin_suite_on_disk(tmp_path: Path) -> None:
+    kwargs = {"n_train": 1, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3, "noise": 16.0}
+    shared = physics.generate_suite(tmp_path / "shared", **kwargs)
+    own = physics.generate_suite(tmp_path / "own", noise_grain=4, noise_per_twin=True, **kwargs)
+    assert own["args"]["noise_grain"] == 4 and own["args"]["noise_per_twin"] and not shared["args"]["noise_per_twin"]
+    assert own["videos"] == shared["videos"]  # the same scenes, pairs and t_div
+    for v in (v for v in own["videos"] if v["kind"] == "impossible"):
+        twin = read_video(tmp_path / "own" / v["file"].replace("impossible", "possible"))
+        x, t = read_video(tmp_path / "own" / v["file"]), v["t_div"]
+        np.testing.assert_array_equal(x[:t], twin[:t])
+        # After t_div the twins differ where the scene shows the same image too: their noise is their own.
+        clean_x = read_video(tmp_path / "shared" / v["file"]).astype(int)  # shared noise: only content differs
+        clean_twin = read_video(tmp_path / "shared" / v["file"].replace("impossible", "possible")).astype(int)
+        same_image = (clean_x[t:] == clean_twin[t:]).all(axis=-1)  # (T - t, S, S) pixels the violation left alone
+        assert (x[t:][same_image] != twin[t:][same_image]).mean() > 0.5
 
 
 def test_bad_noise_fails_before_any_video_is_rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

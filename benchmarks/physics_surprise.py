@@ -154,7 +154,7 @@ def main() -> None:
         a = suite_index["args"]  # suites written before an option lack its key: it was off
         noise, grain, own = a.get("noise", 0), a.get("noise_grain", 1), a.get("noise_per_twin", False)
         return (f"suite seed {a['seed']}" + (f", camera noise {noise:g}" if noise else "")
-                + (f" in {grain}-pixel blocks" if noise and grain > 1 else "")
+                + (f" in {grain}x{grain}-pixel blocks" if noise and grain > 1 else "")
                 + (", each twin its own from the divergence" if noise and own else ""))  # fmt: skip
 
     n_test = sum(v["split"] == "test" for v in test_index["videos"])

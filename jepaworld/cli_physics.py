@@ -91,7 +91,7 @@ def _physics_args(p: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="SIGMA",
         help="camera noise: std of Gaussian pixel noise (0-255 scale, before clipping), "
-        "the same for all videos of a scene at a frame (default 0: clean)",
+        "the same for all videos of a scene at a frame unless --noise-per-twin (default 0: clean)",
     )
     g.add_argument(
         "--noise-grain",
@@ -136,7 +136,7 @@ def _generate(args: argparse.Namespace) -> int:
     if args.noise_grain < 1:
         raise ConfigError(f"--noise-grain {args.noise_grain}: pass a block side of 1 pixel or more")
     if not args.noise and (args.noise_grain != 1 or args.noise_per_twin):
-        raise ConfigError("--noise-grain and --noise-per-twin shape the camera noise; pass --noise SIGMA too")
+        raise ConfigError("--noise-grain and --noise-per-twin shape the camera noise; pass --noise SIGMA > 0 too")
     try:
         index = generate_suite(
             out, n_train=args.n_train, n_scenes_per_property=args.scenes, size=args.size, frames=args.frames,
@@ -150,7 +150,7 @@ def _generate(args: argparse.Namespace) -> int:
     n_test = sum(v["split"] == "test" for v in index["videos"])
     scenes = f"{args.scenes} scene{'s' * (args.scenes != 1)}"
     noise = f", camera noise {args.noise:g}" if args.noise else ""
-    noise += f" in {args.noise_grain}-pixel blocks" if args.noise_grain > 1 else ""
+    noise += f" in {args.noise_grain}x{args.noise_grain}-pixel blocks" if args.noise_grain > 1 else ""
     noise += " (each twin its own from the divergence)" if args.noise_per_twin else ""
     print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({scenes} per property), "
           f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}"

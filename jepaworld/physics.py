@@ -646,7 +646,8 @@ def add_noise(
         return video
     T, H, W, C = video.shape
     takes = np.zeros(T, dtype=int) if takes is None else np.asarray(takes)
-    assert takes.shape == (T,), f"takes {takes.shape} != ({T},)"
+    if takes.shape != (T,) or not np.issubdtype(takes.dtype, np.integer) or (takes < 0).any():
+        raise ValueError(f"takes must be {T} non-negative integers, one per frame; got {takes.dtype} {takes.shape}")
     noise = np.empty(video.shape)
     for take in np.unique(takes):
         # Take 0 is the key of suites written before takes existed, so their videos stay byte for byte.
@@ -725,6 +726,8 @@ def generate_suite(
     """
     _check_args(size, frames)
     _check_noise(noise, noise_grain)
+    if noise == 0.0 and (noise_grain != 1 or noise_per_twin):
+        raise ValueError("noise_grain and noise_per_twin shape the camera noise; pass noise > 0 too")
     if seed < 0 or n_train < 0 or n_scenes_per_property < 0:
         raise ValueError(f"seed={seed}, n_train={n_train}, n_scenes_per_property={n_scenes_per_property} must be >= 0")
     if n_train > _SEEDS_PER_SUITE // 2:
@@ -792,8 +795,9 @@ def _write_suite(out: Path, *, n_train: int, n_scenes_per_property: int, size: i
             "seed": seed,
             "fps": fps,
             "noise": noise,
-            "noise_grain": grain,
-            "noise_per_twin": per_twin,
+            # Only when set, so that the index of a suite without them stays byte for byte as before they existed.
+            **({"noise_grain": grain} if grain != 1 else {}),
+            **({"noise_per_twin": True} if per_twin else {}),
         },
         "properties": list(PROPERTIES),
         "control_properties": list(CONTROL_PROPERTIES),

@@ -183,7 +183,12 @@ def test_physics_eval_and_generate_errors_are_one_line(workspace: Path, capsys: 
             ["physics", "generate", "--out", str(workspace / "neg"), "--noise", "8", "--noise-grain", "0"],
             "--noise-grain 0: pass a block side",
         ),
-        (None, ["physics", "generate", "--out", str(workspace / "neg"), "--noise-per-twin"], "pass --noise SIGMA too"),
+        (None, ["physics", "generate", "--out", str(workspace / "neg"), "--noise-per-twin"], "pass --noise SIGMA > 0"),
+        (
+            None,
+            ["physics", "generate", "--out", str(workspace / "neg"), "--noise-grain", "4"],
+            "pass --noise SIGMA > 0",
+        ),
     ]
     for index_text, args, expected in cases:
         if index_text is not None:

@@ -213,6 +213,8 @@ def test_noise_grain_draws_one_value_per_block() -> None:
     assert not np.array_equal(noise[0], noise[1])  # redrawn every frame
     with pytest.raises(ValueError, match="noise_grain=0 is not a block side"):
         physics.add_noise(video, 5, 20.0, grain=0)
+    with pytest.raises(ValueError, match="takes must be 4 non-negative integers"):
+        physics.add_noise(video, 5, 20.0, takes=np.zeros(3, dtype=int))
 
 
 def test_noisy_suite_on_disk(tmp_path: Path) -> None:
@@ -232,20 +234,36 @@ def test_noisy_suite_on_disk(tmp_path: Path) -> None:
 
 
 def test_noise_per_twin_suite_on_disk(tmp_path: Path) -> None:
-    kwargs = {"n_train": 1, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3, "noise": 16.0}
-    shared = physics.generate_suite(tmp_path / "shared", **kwargs)
-    own = physics.generate_suite(tmp_path / "own", noise_grain=4, noise_per_twin=True, **kwargs)
-    assert own["args"]["noise_grain"] == 4 and own["args"]["noise_per_twin"] and not shared["args"]["noise_per_twin"]
-    assert own["videos"] == shared["videos"]  # the same scenes, pairs and t_div
-    for v in (v for v in own["videos"] if v["kind"] == "impossible"):
-        twin = read_video(tmp_path / "own" / v["file"].replace("impossible", "possible"))
-        x, t = read_video(tmp_path / "own" / v["file"]), v["t_div"]
-        np.testing.assert_array_equal(x[:t], twin[:t])
-        # After t_div the twins differ where the scene shows the same image too: their noise is their own.
-        clean_x = read_video(tmp_path / "shared" / v["file"]).astype(int)  # shared noise: only content differs
-        clean_twin = read_video(tmp_path / "shared" / v["file"].replace("impossible", "possible")).astype(int)
-        same_image = (clean_x[t:] == clean_twin[t:]).all(axis=-1)  # (T - t, S, S) pixels the violation left alone
-        assert (x[t:][same_image] != twin[t:][same_image]).mean() > 0.5
+    kwargs = {"n_train": 1, "n_scenes_per_property": 1, "size": SIZE, "frames": FRAMES, "seed": 3}
+    clean = physics.generate_suite(tmp_path / "clean", **kwargs)
+    own = physics.generate_suite(tmp_path / "own", noise=16.0, noise_grain=4, noise_per_twin=True, **kwargs)
+    assert own["args"]["noise_grain"] == 4 and own["args"]["noise_per_twin"]
+    assert "noise_grain" not in clean["args"] and "noise_per_twin" not in clean["args"]  # index as before them
+    assert own["videos"] == clean["videos"]  # the same scenes, pairs and t_div
+
+    def read(suite: str, v: dict) -> np.ndarray:
+        return read_video(tmp_path / suite / v["file"])
+
+    for v in own["videos"]:  # every file, training ones too, is its clean render plus blocky noise of its takes
+        takes = None
+        if v["split"] == "test":
+            q = int(v["pair"].endswith("b"))  # a quadruplet's B pair; single pairs and A pairs take 0
+            takes = physics.noise_takes(FRAMES, v["t_div"], pair=q, impossible=v["kind"] == "impossible", per_twin=True)
+        np.testing.assert_array_equal(read("own", v), physics.add_noise(read("clean", v), v["seed"], 16.0, grain=4,
+                                                                        takes=takes))  # fmt: skip
+    tests = [v for v in own["videos"] if v["split"] == "test"]
+    for v in (v for v in tests if v["kind"] == "impossible"):
+        twin = next(w for w in tests if w["pair"] == v["pair"] and w["kind"] == "possible")
+        x, y, t = read("own", v), read("own", twin), v["t_div"]
+        np.testing.assert_array_equal(x[:t], y[:t])
+        # From t_div on, at every frame, the twins differ where the scene shows the same image: their own noise.
+        same_image = (read("clean", v)[t:] == read("clean", twin)[t:]).all(axis=-1)  # (T - t, S, S)
+        for f in range(FRAMES - t):
+            assert (x[t + f][same_image[f]] != y[t + f][same_image[f]]).mean() > 0.5
+    for prop in physics.QUAD_PROPERTIES:  # each quadruplet still balanced frame for frame, noise included
+        a, ab, b, ba = (read("own", v) for v in sorted(tests, key=lambda v: v["file"]) if v["property"] == prop)
+        for f in range(FRAMES):
+            assert {a[f].tobytes(), b[f].tobytes()} == {ab[f].tobytes(), ba[f].tobytes()}, (prop, f)
 
 
 def test_bad_noise_fails_before_any_video_is_rendered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -253,9 +271,12 @@ def test_bad_noise_fails_before_any_video_is_rendered(tmp_path: Path, monkeypatc
         raise AssertionError("a video was rendered before the noise was checked")
 
     monkeypatch.setattr(physics, "render_scene", never)
-    with pytest.raises(ValueError, match="noise=-2"):
-        physics.generate_suite(tmp_path / "bad", noise=-2.0, n_train=2, n_scenes_per_property=0, size=SIZE)
-    assert not (tmp_path / "bad").exists()
+    cases = [({"noise": -2.0}, "noise=-2"), ({"noise": 8.0, "noise_grain": 0}, "noise_grain=0"),
+             ({"noise_grain": 4}, "pass noise > 0"), ({"noise_per_twin": True}, "pass noise > 0")]  # fmt: skip
+    for bad, message in cases:
+        with pytest.raises(ValueError, match=message):
+            physics.generate_suite(tmp_path / "bad", n_train=2, n_scenes_per_property=0, size=SIZE, **bad)
+        assert not (tmp_path / "bad").exists()
 
 
 def test_interrupted_generation_leaves_no_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

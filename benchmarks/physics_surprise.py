@@ -36,7 +36,7 @@ from _sections import update_section  # benchmarks/ is on sys.path when a script
 from jepaworld.checkpoint import CHECKPOINT, read_checkpoint
 from jepaworld.compare import calibrate_steps, with_steps
 from jepaworld.config import apply_overrides, get_preset
-from jepaworld.physics import generate_suite
+from jepaworld.physics import generate_suite, noise_label
 from jepaworld.physics_eval import evaluate, format_table, format_variants, to_json
 from jepaworld.surprise import load_scorer, random_scorer
 from jepaworld.train import train
@@ -152,10 +152,8 @@ def main() -> None:
 
     def seeded(suite_index: dict) -> str:
         a = suite_index["args"]  # suites written before an option lack its key: it was off
-        noise, grain, own = a.get("noise", 0), a.get("noise_grain", 1), a.get("noise_per_twin", False)
-        return (f"suite seed {a['seed']}" + (f", camera noise {noise:g}" if noise else "")
-                + (f" in {grain}x{grain}-pixel blocks" if noise and grain > 1 else "")
-                + (", each twin its own from the divergence" if noise and own else ""))  # fmt: skip
+        noise = noise_label(a.get("noise", 0), a.get("noise_grain", 1), a.get("noise_per_twin", False))
+        return f"suite seed {a['seed']}" + (f", {noise}" if noise else "")
 
     n_test = sum(v["split"] == "test" for v in test_index["videos"])
     tested = "its" if test_suite == suite else f"the suite `{test_suite}` ({seeded(test_index)}):"

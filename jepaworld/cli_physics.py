@@ -123,7 +123,7 @@ def _physics(args: argparse.Namespace, rest: list[str]) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from jepaworld.physics import generate_suite
+    from jepaworld.physics import generate_suite, noise_label
 
     out = Path(args.out)
     if (out / "index.json").exists():
@@ -149,12 +149,10 @@ def _generate(args: argparse.Namespace) -> int:
         return 130
     n_test = sum(v["split"] == "test" for v in index["videos"])
     scenes = f"{args.scenes} scene{'s' * (args.scenes != 1)}"
-    noise = f", camera noise {args.noise:g}" if args.noise else ""
-    noise += f" in {args.noise_grain}x{args.noise_grain}-pixel blocks" if args.noise_grain > 1 else ""
-    noise += " (each twin its own from the divergence)" if args.noise_per_twin else ""
+    noise = noise_label(args.noise, args.noise_grain, args.noise_per_twin)
     print(f"wrote {out}: {args.n_train} training videos, {n_test} test videos ({scenes} per property), "
           f"{args.size}x{args.size}, {args.frames} frames, seed {args.seed}"
-          f"{noise}; index {out / 'index.json'}")  # fmt: skip
+          f"{f', {noise}' if noise else ''}; index {out / 'index.json'}")  # fmt: skip
     return 0
 
 

@@ -672,6 +672,15 @@ def noise_takes(frames: int, t_div: int, *, pair: int, impossible: bool, per_twi
     return takes
 
 
+def noise_label(noise: float, grain: int = 1, per_twin: bool = False) -> str:
+    """How a suite's camera noise reads in a summary line: "" when clean, else e.g. "camera noise 64 in 8x8-pixel
+    blocks, each twin its own from the divergence"."""
+    if not noise:
+        return ""
+    return (f"camera noise {noise:g}" + (f" in {grain}x{grain}-pixel blocks" if grain > 1 else "")
+            + (", each twin its own from the divergence" if per_twin else ""))  # fmt: skip
+
+
 # A suite's scene seeds: train takes even, test odd offsets from suite_seed * 2**24, so they never overlap.
 _SEEDS_PER_SUITE = 1 << 24
 _MAX_SKIPS = 200  # about 1 scene in 10 fails a property; 200 in a row means the settings are broken

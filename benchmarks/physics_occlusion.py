@@ -23,6 +23,7 @@ import numpy as np
 
 from jepaworld.data.video import read_video
 from jepaworld.physics_eval import read_index
+from jepaworld.surprise import window_starts
 
 # summed |RGB| difference above which a pixel counts as showing the body (the suites' mp4 files are lossless; the
 # margin only keeps the measure independent of that)
@@ -61,8 +62,8 @@ def main() -> None:
         last = int(np.flatnonzero(in_view[:t_div]).max())
         gaps.append(t_div - 1 - last)
         # window [s, s + window): context [s, s + context), predicted [s + context, s + window)
-        starts = [s for s in range(0, len(in_view) - args.window + 1, args.stride)
-                  if s + context <= t_div < s + args.window]  # fmt: skip
+        every = window_starts(len(in_view), span=args.window, stride=args.stride)  # as `physics eval` slides them
+        starts = [s for s in every if s + context <= t_div < s + args.window]
         shown = sum(bool(in_view[s : s + context].any()) for s in starts)
         predicting, showing = predicting + len(starts), showing + shown
         print(f"| {v['scene']} | {t_div} | {last} | {gaps[-1]} | {len(starts)} / {shown} |")

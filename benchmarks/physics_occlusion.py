@@ -23,7 +23,7 @@ import numpy as np
 
 from jepaworld.data.video import read_video
 from jepaworld.physics_eval import read_index
-from jepaworld.surprise import window_starts
+from jepaworld.surprise import SurpriseError, window_starts
 
 # summed |RGB| difference above which a pixel counts as showing the body (the suites' mp4 files are lossless; the
 # margin only keeps the measure independent of that)
@@ -40,7 +40,10 @@ def main() -> None:
     context = args.window // 2 if args.context is None else args.context
     if not 0 < context < args.window or args.stride < 1:
         p.error(f"--context {context} must lie in 1..{args.window - 1} (--window - 1), and --stride must be >= 1")
-    index = read_index(args.suite)
+    try:
+        index = read_index(args.suite)
+    except SurpriseError as e:  # a missing or foreign folder: its one-line message, not a traceback
+        raise SystemExit(str(e)) from None
     if index.get("args", {}).get("noise_per_twin"):
         # the two possible videos then carry different noise in every frame, so they differ everywhere
         raise SystemExit(

@@ -473,9 +473,10 @@ class Waypoints:
             return self._goal  # no recorded route: aim straight at the goal
         for _ in range(self.hops):
             if i == self._goal_node:
-                return self._goal
+                break
             i = int(self._next[i])
-        return self.nodes[i].to(self._goal)
+        # the goal itself once the path reaches its node, on the last hop too
+        return self._goal if i == self._goal_node else self.nodes[i].to(self._goal)
 
 
 def make_cost_fn(rollout_fn: RolloutFn, cost: Cost) -> CostFn:

@@ -311,3 +311,4 @@ def test_waypoints_lead_around_the_wall_not_through_it():
     weighted = Waypoints(nodes=noisy, pairs=pairs, hops=3, weights=torch.tensor([1.0, 1.0, 0.0]))
     weighted.set_goal(torch.tensor([0.0, -1.0, 0.0]))
     assert weighted.subgoal(torch.tensor([0.05, 1.0, 7.0]))[:2].tolist() == pytest.approx([0.75, 1.0])
+    assert waypoints.subgoal(torch.tensor([0.75, -1.0])) is goal  # exactly 3 edges: the last hop reaches it

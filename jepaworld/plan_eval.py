@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,13 +210,16 @@ class HeldActions:
 
 
 class _Recorder:
-    """Planner wrapper keeping every plan it returns, to draw the imagined rollouts afterwards."""
+    """Planner wrapper keeping every plan it returns, to draw the imagined rollouts afterwards, and the time spent
+    on them: an episode whose planning fails midway still reports the plans it made and their time."""
 
     def __init__(self, planner: Planner) -> None:
-        self.planner, self.plans = planner, []
+        self.planner, self.plans, self.seconds = planner, [], 0.0
 
     def optimise(self, cost_fn: CostFn, *, init: torch.Tensor, generator: torch.Generator):
+        start = time.perf_counter()
         actions, cost, iters = self.planner.optimise(cost_fn, init=init, generator=generator)
+        self.seconds += time.perf_counter() - start
         self.plans.append(actions.detach().clone())
         return actions, cost, iters
 
@@ -463,12 +467,9 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
     adapter.start(obs)
     recorder = _Recorder(planner)
     error = None
-    plan_seconds, decisions = 0.0, 0
     try:
-        result = run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=costs, horizon=horizon,
-                         generator=generator, record_frames=False)  # fmt: skip
-        plan_seconds = result.plan_seconds_per_action * max(result.steps, 1)
-        decisions = len(result.plan_costs)
+        run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=costs, horizon=horizon,
+                generator=generator, record_frames=False)  # fmt: skip
     except PlanningError as e:
         error = str(e)
         log(f"episode {i} (seed {episode_seed}): planning failed: {error}; counted as a failure, continuing")
@@ -477,8 +478,8 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
     inside = [bool(z.inside(positions).any()) for z in watch]
     violations = int(sum(int(z.inside(positions).sum()) for z in watch))
     success = error is None and bool(environment.success(states[-1], goal_state))
-    report = EpisodeReport(seed=episode_seed, success=success, steps=len(states) - 1, plan_seconds=plan_seconds,
-                           decisions=decisions, final_distance=_distance(name, states[-1], goal_state),
+    report = EpisodeReport(seed=episode_seed, success=success, steps=len(states) - 1, plan_seconds=recorder.seconds,
+                           decisions=len(recorder.plans), final_distance=_distance(name, states[-1], goal_state),
                            violations=violations, error=error,
                            **action_stats(adapter.actions, None if guardrail is None else guardrail.limit))  # fmt: skip
     if out is not None:
@@ -554,6 +555,7 @@ def true_dynamics_baseline(
     repeat: int = 1,
     reduction: str = "min",
     max_steps: int | None = None,
+    log: Any = print,
 ) -> dict[str, float]:
     """The same seeded episodes planned with the env's own dynamics (``env.simulate``) and a state-space goal cost.
 
@@ -561,6 +563,9 @@ def true_dynamics_baseline(
     the ceiling the planner itself allows: a world model can only approach it, and a gap between the two rows is
     the model's, not the planner's.
     """
+    if isinstance(planner, Gradient):
+        raise ConfigError("the true-dynamics baseline simulates in numpy, which has no gradients to follow; "
+                          "plan it with cem or mppi")  # fmt: skip
     name = env_name(env)
     environment = open_env(name)
     if not hasattr(environment, "simulate"):
@@ -588,16 +593,19 @@ def true_dynamics_baseline(
 
                 return cost_fn
 
-            result = run_mpc(adapter, planner, obs=obs, goal_state=goal_state, cost_fn_factory=factory,
-                             horizon=horizon, generator=torch.Generator().manual_seed(episode_seed),
-                             record_frames=False)  # fmt: skip
+            recorder, error = _Recorder(planner), None
+            try:
+                run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=factory, horizon=horizon,
+                        generator=torch.Generator().manual_seed(episode_seed), record_frames=False)  # fmt: skip
+            except PlanningError as e:  # as in `evaluate`: the episode fails, the run goes on
+                error = str(e)
+                log(f"episode {i} (seed {episode_seed}): planning failed: {error}; counted as a failure, continuing")
             states = np.stack(adapter.states)
-            seconds = result.plan_seconds_per_action * max(result.steps, 1)
-            success = bool(environment.success(states[-1], goal_state))
+            success = error is None and bool(environment.success(states[-1], goal_state))
             distance = _distance(name, states[-1], goal_state)
             reports.append(EpisodeReport(seed=episode_seed, success=success, steps=len(states) - 1,
-                                         plan_seconds=seconds, decisions=len(result.plan_costs),
-                                         final_distance=distance, violations=0,
+                                         plan_seconds=recorder.seconds, decisions=len(recorder.plans),
+                                         final_distance=distance, violations=0, error=error,
                                          **action_stats(adapter.actions, None)))  # fmt: skip
     finally:
         environment.close()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from jepaworld.config import ConfigError
 from jepaworld.envs import TwoRooms
 from jepaworld.plan_eval import true_dynamics_baseline
 from jepaworld.planning import (
@@ -263,6 +264,33 @@ def test_closest_approach_cost_crosses_the_door_with_the_true_dynamics():
     assert runs["last"]["success_rate"] < runs["min"]["success_rate"]
 
 
+class FailsOnCall:
+    """A CEM that raises PlanningError on its n-th plan (counting from 1), as a NaN cost would."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.calls, self.inner = n, 0, CEM(samples=20, elites=4, iters=2)
+
+    def optimise(self, cost_fn, *, init, generator):
+        self.calls += 1
+        if self.calls == self.n:
+            raise PlanningError("cost_fn returned NaN")
+        return self.inner.optimise(cost_fn, init=init, generator=generator)
+
+
+def test_true_dynamics_baseline_counts_a_failed_plan_and_goes_on():
+    messages: list[str] = []
+    summary = true_dynamics_baseline("tworooms", FailsOnCall(2), episodes=2, seed=0, repeat=5, max_steps=20,
+                                     log=messages.append)  # fmt: skip
+    assert summary["failed_plans"] == 1 and summary["episodes"] == 2
+    assert len(messages) == 1 and "episode 0" in messages[0] and "NaN" in messages[0]
+
+
+def test_true_dynamics_baseline_refuses_the_gradient_planner():
+    # its numpy simulator has no gradients; the error says which planners work
+    with pytest.raises(ConfigError, match="cem or mppi"):
+        true_dynamics_baseline("tworooms", Gradient(iters=2), episodes=1)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_planner_on_cuda(name):
@@ -301,6 +329,7 @@ def test_waypoints_lead_around_the_wall_not_through_it():
     assert waypoints.subgoal(torch.tensor([0.05, 1.0])).tolist() == pytest.approx([0.75, 1.0])
     assert waypoints.subgoal(torch.tensor([2.0, -0.5])).tolist() == pytest.approx([1.75, -1.0])
     assert waypoints.subgoal(torch.tensor([0.5, -1.0])) is goal  # within 3 edges: the goal itself
+    assert waypoints.subgoal(torch.tensor([0.75, -1.0])) is goal  # exactly 3 edges: the last hop reaches it
     # A goal no recorded move leads to is aimed at directly.
     stray = Waypoints(nodes=torch.cat([nodes, torch.tensor([[9.0, 9.0]])]), pairs=pairs, hops=3, radius=0.3)
     far = torch.tensor([9.0, 9.0])
@@ -311,4 +340,3 @@ def test_waypoints_lead_around_the_wall_not_through_it():
     weighted = Waypoints(nodes=noisy, pairs=pairs, hops=3, weights=torch.tensor([1.0, 1.0, 0.0]))
     weighted.set_goal(torch.tensor([0.0, -1.0, 0.0]))
     assert weighted.subgoal(torch.tensor([0.05, 1.0, 7.0]))[:2].tolist() == pytest.approx([0.75, 1.0])
-    assert waypoints.subgoal(torch.tensor([0.75, -1.0])) is goal  # exactly 3 edges: the last hop reaches it

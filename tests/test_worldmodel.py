@@ -25,7 +25,7 @@ from jepaworld.plan_eval import (
     parse_keep_out,
     to_tensor,
 )
-from jepaworld.planning import CEM, GoalCost, KeepOut, TotalCost
+from jepaworld.planning import CEM, GoalCost, KeepOut, PlanningError, TotalCost
 from jepaworld.state_probe import StateProbe, fit_state_probe
 
 # 16 px, patch 8: 4 tokens, fast. Proprioception statistics are used only by a model built with proprio_dim > 0.
@@ -290,6 +290,25 @@ def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):
                                 max_steps=10, log=messages.append)  # fmt: skip
     assert len(reports) == 2 and summary["failed_plans"] == 2 and summary["success_rate"] == 0
     assert all("NaN" in (r.error or "") for r in reports) and len(messages) == 2
+
+
+def test_an_episode_that_fails_midway_reports_the_plans_it_made(tmp_path):
+    class FailsOnThirdPlan(CEM):
+        calls = 0
+
+        def optimise(self, cost_fn, *, init, generator):
+            self.calls += 1
+            if self.calls == 3:
+                raise PlanningError("cost_fn returned NaN")
+            return super().optimise(cost_fn, init=init, generator=generator)
+
+    model = _tiny_world_model(tmp_path)
+    (report,), summary = evaluate(model, StateProbe(latent_dim=16, state_dim=2), env="tworooms",
+                                  planner=FailsOnThirdPlan(samples=8, elites=2, iters=1), episodes=1, horizon=2,
+                                  repeat=5, max_steps=40, log=lambda _: None)  # fmt: skip
+    # two plans were made and executed (one held action of 5 raw steps each) before the third failed
+    assert report.error is not None and report.decisions == 2 and report.steps == 10
+    assert report.plan_seconds > 0 and summary["failed_plans"] == 1
 
 
 def test_action_guardrail_bounds_the_executed_actions_and_the_reports_show_it(tmp_path):

@@ -243,21 +243,25 @@ class LatentPlanningCost:
 
     def __call__(self, obs: dict[str, np.ndarray]) -> CostFn:
         with torch.no_grad():
-            z0 = encode_obs(self.model, obs)  # (1, D)
+            z0 = encode_obs(self.model, obs)  # (1, D): rollouts start from the online encoder, as in training
+            # The waypoint graph, the goal and the state probe live in the space the predictor predicts: the target
+            # encoder's (the same encoder unless the target is an EMA copy).
+            here = encode_obs(self.model, obs, target=True) if self.model.target == "ema" else z0
         self.starts.append(z0)
-        cost = self.anchored(z0)
+        cost = self.anchored(here)
         return lambda actions: self.evaluate(z0, actions, cost)
 
-    def anchored(self, z0: torch.Tensor) -> TotalCost:
-        """`cost` with each segment-checking `KeepOut` starting from the current position (its readout of z0), and
-        the goal term aimed at the next waypoint when there are waypoints."""
+    def anchored(self, here: torch.Tensor) -> TotalCost:
+        """`cost` with each segment-checking `KeepOut` starting from the current position (its readout of the
+        current target embedding `here` (1, D)), and the goal term aimed at the next waypoint when there are
+        waypoints."""
         terms = {}
         for name, term in self.cost.terms.items():
             if isinstance(term, GoalCost) and self.waypoints is not None:
-                term = dataclasses.replace(term, goal=self.waypoints.subgoal(z0[0]))
+                term = dataclasses.replace(term, goal=self.waypoints.subgoal(here[0]))
             if isinstance(term, KeepOut) and term.substeps > 1:
                 with torch.no_grad():
-                    origin = term.position_fn(z0[:, None])[0, 0]  # (1, 1, D) -> (2,)
+                    origin = term.position_fn(here[:, None])[0, 0]  # (1, 1, D) -> (2,)
                 term = dataclasses.replace(term, origin=(float(origin[0]), float(origin[1])))
             terms[name] = term
         return TotalCost(terms=terms, weights=self.cost.weights)

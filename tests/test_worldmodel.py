@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from jepaworld.checkpoint import CheckpointError, save_checkpoint
 from jepaworld.config import ConfigError, ExperimentConfig, get_preset
 from jepaworld.data.images import DataError
+from jepaworld.envs import TwoRooms
 from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
 from jepaworld.plan_eval import (
@@ -278,6 +279,26 @@ def test_planning_cost_anchors_segment_keep_outs_at_the_current_position(tmp_pat
     anchored = costs.anchored(z0)
     assert anchored.terms["zone"].origin == pytest.approx(z0[0, :2].tolist())
     assert anchored.terms["plain"].origin is None and anchored.terms["goal"] is cost.terms["goal"]
+
+
+def test_planning_cost_anchors_in_the_target_encoders_space(tmp_path):
+    """Waypoints, goal and state probe are fitted on target embeddings: with an EMA target that lags the online
+    encoder, the anchors read the target encoding of the observation, while the rollout starts from the online one."""
+    model = _tiny_world_model(tmp_path, target="ema", regularizer="none")
+    with torch.no_grad():
+        for p in model.target_encoder.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    zone = KeepOut(position_fn=lambda z: z[..., :2], center=(0.0, 0.0), radius=0.1, substeps=5)
+    costs = LatentPlanningCost(model=model, cost=TotalCost(terms={"goal": GoalCost(goal=torch.zeros(16)),
+                               "zone": zone}), repeat=5, generator=torch.Generator().manual_seed(0))  # fmt: skip
+    anchors: list[torch.Tensor] = []
+    anchored = costs.anchored
+    costs.anchored = lambda here: anchors.append(here) or anchored(here)  # type: ignore[method-assign]
+    obs = TwoRooms().reset(seed=0)
+    costs(obs)
+    online, target = encode_obs(model, obs), encode_obs(model, obs, target=True)
+    assert not torch.allclose(online, target)
+    assert torch.equal(anchors[0], target) and torch.equal(costs.starts[0], online)
 
 
 def test_nan_cost_fails_the_episode_and_the_evaluation_continues(tmp_path):

@@ -251,6 +251,31 @@ def test_run_mpc_crosses_the_door_with_wall_guardrails():
     assert goal_obs["pixels"].shape == (64, 64, 3)
 
 
+def test_run_mpc_replans_every_k_steps_from_the_shifted_plan():
+    """Each plan is executed for `replan_every` steps, and the next search starts from it shifted by as many."""
+
+    class Recording:
+        def __init__(self) -> None:
+            self.inits: list[torch.Tensor] = []
+            self.plans: list[torch.Tensor] = []
+
+        def optimise(self, cost_fn, *, init, generator):
+            self.inits.append(init.clone())
+            self.plans.append(torch.rand(init.shape, generator=generator) * 2 - 1)  # a distinct plan each time
+            return self.plans[-1], 0.0, 1
+
+    env, planner, k = TwoRooms(), Recording(), 3
+    obs = env.reset(seed=0)
+    _, goal_state = env.sample_goal(np.random.default_rng(0))
+    result = run_mpc(env, planner, obs=obs, goal_state=goal_state, cost_fn_factory=lambda _: quadratic, horizon=H,
+                     generator=torch.Generator().manual_seed(0), max_steps=8, replan_every=k,
+                     record_frames=False)  # fmt: skip
+    assert result.steps == 8 and len(planner.plans) == 3  # steps 0-2, 3-5, 6-7
+    assert torch.equal(planner.inits[0], torch.zeros(H, A))
+    for previous, init in zip(planner.plans, planner.inits[1:], strict=False):
+        assert torch.equal(init, shift_plan(previous, k))
+
+
 def test_closest_approach_cost_crosses_the_door_with_the_true_dynamics():
     """With the env's own dynamics as the model, only the goal cost's reduction differs between the two runs.
 

@@ -17,6 +17,7 @@ from jepaworld.envs import TwoRooms
 from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
 from jepaworld.plan_eval import (
+    EpisodeReport,
     LatentPlanningCost,
     action_stats,
     encode_obs,
@@ -24,6 +25,7 @@ from jepaworld.plan_eval import (
     goal_part_weights,
     load_world_model,
     parse_keep_out,
+    summarise,
     to_tensor,
 )
 from jepaworld.planning import CEM, GoalCost, KeepOut, PlanningError, TotalCost
@@ -330,6 +332,27 @@ def test_an_episode_that_fails_midway_reports_the_plans_it_made(tmp_path):
     # two plans were made and executed (one held action of 5 raw steps each) before the third failed
     assert report.error is not None and report.decisions == 2 and report.steps == 10
     assert report.plan_seconds > 0 and summary["failed_plans"] == 1
+
+
+def test_summarise_against_hand_computed_figures():
+    reports = [
+        EpisodeReport(seed=0, success=True, steps=10, plan_seconds=2.0, decisions=4, final_distance=0.1,
+                      violations=0, max_action_norm=0.5, over_action_limit=0),
+        EpisodeReport(seed=1, success=True, steps=30, plan_seconds=3.0, decisions=6, final_distance=0.3,
+                      violations=2, max_action_norm=1.2, over_action_limit=5),
+        EpisodeReport(seed=2, success=False, steps=20, plan_seconds=1.0, decisions=2, final_distance=0.8,
+                      violations=1, error="cost_fn returned NaN", max_action_norm=0.9, over_action_limit=1),
+    ]  # fmt: skip
+    row = summarise(reports, action_limit=1.0)
+    assert row["episodes"] == 3 and row["success_rate"] == pytest.approx(2 / 3)
+    assert row["mean_steps_to_success"] == pytest.approx(20.0)  # successes only: (10 + 30) / 2
+    assert row["plan_seconds_per_decision"] == pytest.approx(6.0 / 12)  # all plans, failed episodes' too
+    assert row["plan_seconds_per_step"] == pytest.approx(6.0 / 60)
+    assert row["mean_final_distance"] == pytest.approx(0.4)
+    assert row["violations"] == 3 and row["episodes_with_violations"] == 2 and row["failed_plans"] == 1
+    assert row["max_action_norm"] == 1.2 and row["share_over_action_limit"] == pytest.approx(6 / 60)
+    assert math.isnan(summarise(reports)["share_over_action_limit"])  # no limit, no share
+    assert math.isnan(summarise(reports[2:])["mean_steps_to_success"])
 
 
 def test_action_guardrail_bounds_the_executed_actions_and_the_reports_show_it(tmp_path):

@@ -224,6 +224,20 @@ class _Recorder:
         return actions, cost, iters
 
 
+def _plan_episode(
+    adapter: HeldActions, planner: Planner, *, i: int, episode_seed: int, log: Any, **mpc: Any
+) -> tuple[_Recorder, str | None]:
+    """`run_mpc` for one episode: its plans and their time, and the error of a plan that failed (NaN cost), which
+    fails the episode and not the run."""
+    recorder = _Recorder(planner)
+    try:
+        run_mpc(adapter, recorder, record_frames=False, **mpc)
+    except PlanningError as e:
+        log(f"episode {i} (seed {episode_seed}): planning failed: {e}; counted as a failure, continuing")
+        return recorder, str(e)
+    return recorder, None
+
+
 @dataclass
 class LatentPlanningCost:
     """Builds the planner's cost of held actions (N, H, A) from an observation: encode, roll out, score.
@@ -469,14 +483,9 @@ def _episode(model, probe, environment, name, planner, i, *, seed, horizon, repe
     max_raw = max_steps or environment.max_episode_steps
     adapter = HeldActions(environment, repeat=repeat, goal_state=goal_state, max_raw_steps=max_raw)
     adapter.start(obs)
-    recorder = _Recorder(planner)
-    error = None
-    try:
-        run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=costs, horizon=horizon,
-                generator=generator, record_frames=False)  # fmt: skip
-    except PlanningError as e:
-        error = str(e)
-        log(f"episode {i} (seed {episode_seed}): planning failed: {error}; counted as a failure, continuing")
+    recorder, error = _plan_episode(adapter, planner, i=i, episode_seed=episode_seed, log=log, obs=obs,
+                                    goal_state=goal_state, cost_fn_factory=costs, horizon=horizon,
+                                    generator=generator)  # fmt: skip
     states = np.stack(adapter.states)  # (T + 1, S)
     positions = torch.from_numpy(states[:, dims]).float()
     inside = [bool(z.inside(positions).any()) for z in watch]
@@ -597,13 +606,9 @@ def true_dynamics_baseline(
 
                 return cost_fn
 
-            recorder, error = _Recorder(planner), None
-            try:
-                run_mpc(adapter, recorder, obs=obs, goal_state=goal_state, cost_fn_factory=factory, horizon=horizon,
-                        generator=torch.Generator().manual_seed(episode_seed), record_frames=False)  # fmt: skip
-            except PlanningError as e:  # as in `evaluate`: the episode fails, the run goes on
-                error = str(e)
-                log(f"episode {i} (seed {episode_seed}): planning failed: {error}; counted as a failure, continuing")
+            recorder, error = _plan_episode(adapter, planner, i=i, episode_seed=episode_seed, log=log, obs=obs,
+                                            goal_state=goal_state, cost_fn_factory=factory, horizon=horizon,
+                                            generator=torch.Generator().manual_seed(episode_seed))  # fmt: skip
             states = np.stack(adapter.states)
             success = error is None and bool(environment.success(states[-1], goal_state))
             distance = _distance(name, states[-1], goal_state)

@@ -18,6 +18,7 @@ from jepaworld.methods import METHODS, DataSpec, WorldModel, build_method
 from jepaworld.methods.worldmodel import FramePredictor, LatentBottleneck
 from jepaworld.plan_eval import (
     EpisodeReport,
+    HeldActions,
     LatentPlanningCost,
     action_stats,
     encode_obs,
@@ -332,6 +333,21 @@ def test_an_episode_that_fails_midway_reports_the_plans_it_made(tmp_path):
     # two plans were made and executed (one held action of 5 raw steps each) before the third failed
     assert report.error is not None and report.decisions == 2 and report.steps == 10
     assert report.plan_seconds > 0 and summary["failed_plans"] == 1
+
+
+def test_held_actions_stop_at_the_goal_and_at_the_raw_step_budget():
+    env = TwoRooms()  # max_step 0.05, success within 0.08 of the goal
+    env.reset(seed=0)
+    right, up = np.array([1.0, 0.0], dtype=np.float32), np.array([0.0, 1.0], dtype=np.float32)
+    held = HeldActions(env, repeat=5, goal_state=np.array([0.3, 0.3]), max_raw_steps=100)
+    held.start(env.set_state(np.array([0.1, 0.3])))
+    held.step(right)  # 0.15, 0.10, then 0.05 from the goal: success on the third of five raw steps
+    assert len(held.states) == 4 and len(held.actions) == 3 and held.states[-1] == pytest.approx([0.25, 0.3])
+    budget = HeldActions(env, repeat=5, goal_state=np.array([0.9, 0.9]), max_raw_steps=7)
+    budget.start(env.set_state(np.array([0.1, 0.3])))
+    budget.step(up)
+    budget.step(up)  # 5 + 2 raw steps: the budget cuts the second held action short
+    assert len(budget.states) == 8 and budget.max_episode_steps == 2
 
 
 def test_summarise_against_hand_computed_figures():

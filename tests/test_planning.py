@@ -94,6 +94,39 @@ def test_same_seed_same_plan(name):
         assert not torch.equal(run(3), run(4))
 
 
+def test_cem_momentum_blends_the_old_mean_with_the_elites():
+    seen: list[torch.Tensor] = []
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        seen.append(actions.clone())
+        return quadratic(actions)
+
+    init = torch.full((H, A), 0.5)
+    plan(CEM(samples=40, elites=4, iters=2, momentum=0.7), cost, horizon=H, action_dim=A,
+         generator=torch.Generator().manual_seed(0), init=init)  # fmt: skip
+    first = seen[0]  # (N, H, A); candidate 0 of each iteration is that iteration's mean
+    elites = first[quadratic(first).argsort()[:4]]
+    assert torch.allclose(seen[1][0], 0.7 * init + 0.3 * elites.mean(0))
+
+
+def test_gradient_restarts_draw_their_noise_from_the_given_generator():
+    def first_candidates(seed: int) -> torch.Tensor:
+        seen: list[torch.Tensor] = []
+
+        def cost(actions: torch.Tensor) -> torch.Tensor:
+            seen.append(actions.detach().clone())
+            return quadratic(actions)
+
+        plan(
+            Gradient(iters=1, restarts=3), cost, horizon=H, action_dim=A, generator=torch.Generator().manual_seed(seed)
+        )
+        return seen[0]  # (restarts, H, A): restart 0 at the (zero) warm start, the others at it plus noise
+
+    assert torch.equal(first_candidates(3), first_candidates(3))
+    a, b = first_candidates(3), first_candidates(4)
+    assert torch.equal(a[0], b[0]) and not torch.equal(a[1:], b[1:])
+
+
 def test_cem_keeps_its_sampling_spread_at_min_std():
     """The elites' spread collapses on a smooth optimum; `min_std` keeps the search exploring."""
 

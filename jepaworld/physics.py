@@ -456,8 +456,9 @@ def _plan_shape(scene: Scene, trace: _Trace, rng: np.random.Generator, every: _C
             detail = ("grow", "shrink") if new_r > r else ("shrink", "grow")
         x, y = scene.pos[i]
         pos = (float(np.clip(x, WALL + new_r, 1.0 - WALL - new_r)), float(min(y, FLOOR - new_r)))
-        video, trace_b = sim(_altered(scene, i, pos=pos, radius=new_r, square=new_square))
-        hid_b = _hidden(scene, trace_b)
+        scene_b = _altered(scene, i, pos=pos, radius=new_r, square=new_square)
+        video, trace_b = sim(scene_b)
+        hid_b = _hidden(scene_b, trace_b)  # with B's radius: a shrunk body hides behind the screen sooner
         gap = np.linalg.norm(trace.pos[:, i] - trace_b.pos[:, i], axis=-1)  # (T,)
         ok = [t for t, j in every if j == i and gap[t - 1 : t + 1].max() <= abs(new_r - r) + 0.01]
         out += [
@@ -744,10 +745,13 @@ def generate_suite(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} exists and is not an empty folder; remove it or pass another --out")
+    if out.resolve() == Path.cwd().resolve():
+        # The finished suite is renamed into place, and the folder a shell stands in cannot be replaced.
+        raise ValueError(f"{out} is the current folder; pass a folder to create, e.g. --out {Path(out_dir) / 'suite'}")
     # Written to a hidden sibling and renamed into place when complete: an interrupted run (Ctrl-C, a full disk)
     # leaves no partial suite behind that training would later read without a word.
     out.parent.mkdir(parents=True, exist_ok=True)
-    resolved = out.resolve()  # a name even for "."
+    resolved = out.resolve()  # a name even for "dir/.."
     tmp = resolved.with_name(f".{resolved.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

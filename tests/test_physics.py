@@ -25,10 +25,33 @@ def test_same_seed_same_video() -> None:
 
 
 def test_scene_is_independent_of_resolution() -> None:
-    # The seed fixes the world; size and frames only change how it is sampled.
-    a, b = physics.make_scene(3), physics.make_scene(3)
+    # The seed fixes the world; the resolution only changes how it is drawn, never where the bodies go.
+    scene = physics.make_scene(3)
+    (small, a), (large, b) = (physics._simulate(scene, frames=FRAMES, size=s) for s in (SIZE, 2 * SIZE))
+    assert small.shape[1] == SIZE and large.shape[1] == 2 * SIZE
     np.testing.assert_array_equal(a.pos, b.pos)
-    assert a.occluder == b.occluder
+    np.testing.assert_array_equal(a.vel, b.vel)
+
+
+@pytest.mark.parametrize("seed", [267, 317])
+def test_shape_splice_keeps_the_altered_body_in_view_in_both_videos(seed: int) -> None:
+    # Scenes whose shrunk body in video B is fully behind the screen at a candidate splice when judged with A's
+    # radius: each candidate must show the body in view on both sides of the splice in A and in B.
+    scene, _, trace, rng, every = physics._start(seed, "shape", 64, 32)
+    made: list[tuple[physics.Scene, np.ndarray, physics._Trace]] = []
+
+    def sim(s: physics.Scene) -> tuple[np.ndarray, physics._Trace]:
+        video, tr = physics._simulate(s, frames=32, size=64)
+        made.append((s, video, tr))
+        return video, tr
+
+    splices = physics._plan_shape(scene, trace, rng, every, sim)
+    assert splices
+    for c in splices:
+        scene_b, _, trace_b = next(m for m in made if m[1] is c.video)
+        i = int(np.flatnonzero((scene_b.radius != scene.radius) | (scene_b.square != scene.square))[0])
+        assert physics._visible(physics._hidden(scene, trace), c.onset, i)
+        assert physics._visible(physics._hidden(scene_b, trace_b), c.onset, i), (c.onset, c.detail)
 
 
 def _first_pair(prop: str) -> physics.PhysicsPair:

@@ -97,6 +97,13 @@ def read_index(suite: str | Path) -> dict:
                             "generate`") from e  # fmt: skip
     if not test:
         raise SurpriseError(f"{suite}: the suite has no test pairs; generate it with --scenes > 0")
+    kinds: dict[str, list[str]] = {}
+    for v in test:
+        kinds.setdefault(v["pair"], []).append(v["kind"])
+    # Checked here, not after minutes of scoring: `metrics` needs each pair's two videos.
+    if bad := next((p for p, k in kinds.items() if sorted(k) != ["impossible", "possible"]), None):
+        raise SurpriseError(f"{path}: test pair '{bad}' has videos {sorted(kinds[bad])}, not one possible and one "
+                            "impossible; regenerate the suite with `jepaworld physics generate`")  # fmt: skip
     return index
 
 

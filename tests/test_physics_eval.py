@@ -3,6 +3,8 @@ AUROC), and each test video decoded once for all models."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from jepaworld.config import get_preset
 from jepaworld.data.video import write_video
 from jepaworld.methods import DataSpec, build_method
 from jepaworld.physics_eval import OVERALL, VideoScore, event_max, format_variants, metrics
-from jepaworld.surprise import SurpriseResult, load_video, make_scorer, score_frames
+from jepaworld.surprise import SurpriseError, SurpriseResult, load_video, make_scorer, score_frames
 
 
 def _index(pairs: dict[str, str], details: dict[str, str] | None = None) -> dict:
@@ -87,6 +89,25 @@ def test_event_max_uses_windows_that_reach_the_divergence() -> None:
     assert event_max(r, 8) == 3.0
     assert event_max(r, None) == 9.0 == r.max
     assert event_max(r, 50) == 9.0  # no window reaches it: the plain max
+    r.window_scores = np.array([9.0, 5.0, 2.0, 3.0])
+    assert event_max(r, 9) == 5.0  # the window ending exactly at the divergence frame reaches it
+    # Every other frame: 8 frames span 15, so windows at 0, 2, 4 end at frames 14, 16, 18.
+    r = SurpriseResult(video="v", model="m", window=8, frame_step=2, context_frames=4, starts=[0, 2, 4],
+                       window_scores=np.array([8.0, 7.0, 2.0]), frame_scores=np.zeros(19))  # fmt: skip
+    assert event_max(r, 16) == 7.0
+
+
+def test_read_index_refuses_a_pair_without_both_twins(tmp_path: Path) -> None:
+    index = _index({"g0": "gravity", "g1": "gravity"})
+    (tmp_path / "index.json").write_text(json.dumps(index))
+    assert physics_eval.read_index(tmp_path) == index
+    for broken, why in [
+        ([v for v in index["videos"] if v["file"] != "g1_impossible"], "test pair 'g1' has videos ['possible']"),
+        ([{k: x for k, x in v.items() if k != "kind"} for v in index["videos"]], "not a suite index (no kind)"),
+    ]:
+        (tmp_path / "index.json").write_text(json.dumps({**index, "videos": broken}))
+        with pytest.raises(SurpriseError, match=re.escape(why)):
+            physics_eval.read_index(tmp_path)
 
 
 def test_score_suite_decodes_each_video_once_per_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

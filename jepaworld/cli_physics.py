@@ -47,6 +47,21 @@ def check_output(flag: str, path: str, *, folder: bool = False) -> None:
         raise ConfigError(f"{flag} {path}: {blocker} is a file, not a folder; pass another path")
 
 
+def check_plot(flag: str, path: str) -> None:
+    """`check_output` for a figure, whose suffix (none: .png) must also be a format matplotlib writes."""
+    if path and (suffix := Path(path).suffix.lower()):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        formats = Figure().canvas.get_supported_filetypes()  # {"png": "Portable Network Graphics", ...}
+        if suffix[1:] not in formats:
+            raise ConfigError(f"{flag} {path}: matplotlib cannot write '{suffix}' figures; end the name with one of "
+                              f"{', '.join('.' + f for f in sorted(formats))}, e.g. {Path(path).name}.png")  # fmt: skip
+    check_output(flag, path if not path or Path(path).suffix else f"{path}.png")
+
+
 def _check_scoring(args: argparse.Namespace) -> None:
     """Scoring options that are wrong whatever the video, named by their flags before any scoring."""
     check_output("--json", args.json)
@@ -233,7 +248,7 @@ def _surprise(args: argparse.Namespace, rest: list[str]) -> int:
     from jepaworld.train import resolve_device
 
     _check_scoring(args)
-    check_output("--plot", args.plot if not args.plot or Path(args.plot).suffix else f"{args.plot}.png")
+    check_plot("--plot", args.plot)
     paths = [Path(p) for p in args.paths]
     checkpoint = None
     if not args.default and _is_checkpoint(paths[0], more=len(paths) > 1):

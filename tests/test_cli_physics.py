@@ -149,7 +149,9 @@ def test_unwritable_outputs_are_refused_before_scoring(workspace: Path, tmp_path
     video = str(workspace / "suite" / "test" / "continuity_0a_impossible.mp4")
     (tmp_path / "a-file").write_text("")
     cases = [(["--json", str(tmp_path)], "is a folder; pass a file name"),
-             (["--plot", str(tmp_path / "a-file" / "s.png")], "a-file is a file, not a folder")]  # fmt: skip
+             (["--plot", str(tmp_path / "a-file" / "s.png")], "a-file is a file, not a folder"),
+             (["--plot", str(tmp_path / "curve.v2")], "cannot write '.v2' figures; end the name with one of"),
+             (["--plot", str(tmp_path / "s.txt")], "e.g. s.txt.png")]  # fmt: skip
     for extra, words in cases:
         assert main(["surprise", str(workspace / "vjepa"), video, *extra]) == 2
         captured = capsys.readouterr()

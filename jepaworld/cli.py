@@ -271,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         return 1
+    except OSError as e:  # any other failure of the system (a full disk, a busy folder): one line, not a traceback
+        where = f"{e.strerror}: {e.filename}" if e.filename and e.strerror else str(e)
+        print(f"jepaworld {args.command}: error: {where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ process (exit status, stderr without a traceback, the installed entry module) us
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -209,6 +210,20 @@ def test_an_os_error_on_a_path_is_one_line(tmp_path: Path, capsys: pytest.Captur
     assert main(["physics", "generate", "--out", str(tmp_path / "a-file" / "suite"), "--scenes", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.endswith(f"{tmp_path / 'a-file'}; check that path"), err
+
+
+def test_any_other_os_error_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jepaworld import physics
+
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "suite"))
+
+    monkeypatch.setattr(physics, "generate_suite", full_disk)
+    assert main(["physics", "generate", "--out", str(tmp_path / "suite"), "--scenes", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == f"jepaworld physics: error: No space left on device: {tmp_path / 'suite'}", err
 
 
 def test_pretrain_into_existing_run_exits_2(pretrained, capsys: pytest.CaptureFixture[str]) -> None:

@@ -324,6 +324,12 @@ def test_interrupted_generation_leaves_no_suite(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "empty").mkdir()  # an empty folder is fine to fill
     physics.generate_suite(tmp_path / "empty", n_train=1, n_scenes_per_property=0, size=SIZE, frames=FRAMES)
     assert (tmp_path / "empty" / "index.json").exists()
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")  # an empty current folder cannot be renamed onto: refused up front
+    with pytest.raises(ValueError, match=r"\. is the current folder; pass a folder to create, e.g. --out suite"):
+        physics.generate_suite(".", n_train=1, n_scenes_per_property=0, size=SIZE, frames=FRAMES)
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["empty", "full", "here"]  # no partial copy left
+    assert list((tmp_path / "here").iterdir()) == []
 
 
 def _one_body(pos: tuple[float, float], vel: tuple[float, float], r: float = 0.08, **scene: object) -> physics.Scene:

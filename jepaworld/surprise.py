@@ -227,7 +227,8 @@ def context_slots(scorer: Scorer, context_frames: int | None) -> int:
 
 @dataclass
 class SurpriseResult:
-    """Scores of one video. `frame_scores` is NaN for frames no window hid (the very first context frames)."""
+    """Scores of one video. `frame_scores` is NaN for frames no window hid: the very first context frames, and
+    with `frame_step` > 1 the frames that no window samples (with stride 2 and frame step 2, every odd one)."""
 
     video: str
     model: str

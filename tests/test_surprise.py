@@ -97,6 +97,22 @@ def test_per_frame_mapping() -> None:
         score_frames(_FrameIndexScorer(), video, top=0.0)  # type: ignore[arg-type]
 
 
+class _EveryOtherFrameScorer(_FrameIndexScorer):
+    frame_step = 2  # a window samples every other frame: 8 frames span 15
+
+
+def test_per_frame_mapping_with_a_frame_step() -> None:
+    T = 19
+    video = np.broadcast_to(np.arange(T, dtype=np.uint8)[:, None, None, None], (T, 4, 4, 3)).copy()
+    r = score_frames(_EveryOtherFrameScorer(), video, stride=2, context_frames=4, top=0.5)  # type: ignore[arg-type]
+    assert r.starts == [0, 2, 4]
+    # window s hides frames s+8, s+10 (one slot) and s+12, s+14 (the next): slot scores s+9 and s+13
+    np.testing.assert_allclose(r.window_scores, [s + 11 for s in r.starts])
+    assert np.isnan(r.frame_scores[:8]).all() and np.isnan(r.frame_scores[9::2]).all()  # never sampled as hidden
+    np.testing.assert_allclose(r.frame_scores[[8, 10, 16, 18]], [9, (9 + 11) / 2, (15 + 17) / 2, 17])
+    assert "frames    0-14   predicts    8-14   surprise" in r.format()
+
+
 @pytest.mark.parametrize("preset", ["vjepa-physics-micro", "videomae-physics-micro"])
 def test_tiny_model_scores_are_finite(preset: str) -> None:
     r = score_frames(_scorer(preset), _video(), stride=3, context_frames=4)

@@ -57,6 +57,10 @@ def test_metrics_by_hand() -> None:
     assert table[2:] == ["| gravity | float | 1 | 100% / 50% | 100% / 50% |",
                          "| gravity | fall_upward | 1 | 0% / 0% | 0% / 0% |"]  # fmt: skip
     assert format_variants({"a": metrics(_index({"g0": "gravity"}), scores)}) == ""  # no details, no table
+    header, _, counts, pairwise = physics_eval.format_table({"a": m}).splitlines()[:4]
+    assert header == "| model | metric | gravity | overall | color (control) |"
+    assert counts == "| | scenes / pairs | 2 / 2 | 2 / 2 | 1 / 1 |"
+    assert pairwise == "| a | pairwise (max) | 25% | 25% | 100% |"  # each cell under its own column
 
 
 def test_relative_accuracy_sums_over_a_quadruplet() -> None:

@@ -145,6 +145,19 @@ def test_token_errors_match_a_hand_written_reference() -> None:
 
 
 @torch.no_grad()
+def test_pixel_targets_follow_norm_pix_loss() -> None:
+    # A VideoMAE trained on per-patch normalised pixels is scored in that space, with MAE's own normalisation.
+    torch.manual_seed(0)
+    cfg = apply_overrides(get_preset("videomae-physics-micro"), {"method.norm_pix_loss": "true"})
+    scorer = make_scorer(build_method(cfg, SPEC), cfg, SPEC, name="norm-pix")
+    clips, m = _clips(), scorer.method
+    pix = patchify(clips, m.encoder.patch_size, m.encoder.tubelet)  # (1, N, P)
+    ref = (pix - pix.mean(-1, keepdim=True)) / (pix.var(-1, keepdim=True) + 1e-6).sqrt()
+    torch.testing.assert_close(scorer.targets(clips), ref)
+    torch.testing.assert_close(_scorer("videomae-physics-micro").targets(clips), pix)  # the presets: raw pixels
+
+
+@torch.no_grad()
 def test_nothing_moves_scores_how_much_the_targets_change() -> None:
     vjepa, videomae = _scorer("vjepa-physics-micro"), _scorer("videomae-physics-micro")
     clips, k = _clips(), 2

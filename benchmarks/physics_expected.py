@@ -13,7 +13,8 @@ moving body the model cannot place exactly is expected to cost more, and a body 
 the context said otherwise is not. `--nll` also scores e / b + log b, the token's surprisal.
 
 Prints `jepaworld physics eval`'s tables for each checkpoint (a V-JEPA or VideoMAE run folder), its normalised
-score and the V-JEPA architecture at random init with a head of its own. Choose on a suite other than the one
+score, and the first checkpoint's architecture at random init (so list the V-JEPA first), with a head of its own.
+`--threads` sets the threads of the head fits; scoring runs on one thread, as `physics eval` does. Choose on a suite other than the one
 reported (`jepaworld physics generate --out data/physics-val --n-train 0 --seed 2`).
 """
 
@@ -146,6 +147,7 @@ def main() -> None:
     print(format_table(results) + "\n\n" + format_variants(results))
     if args.json:
         out = {"args": vars(args), "fits": fits, "results": to_json(results)}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=1))
 
 

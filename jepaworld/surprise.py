@@ -249,12 +249,17 @@ class SurpriseResult:
         return float(self.window_scores.max())
 
     def to_dict(self) -> dict[str, Any]:
-        nan_to_none = [None if math.isnan(v) else float(v) for v in self.frame_scores]
+        """Plain JSON types; NaN (a frame no window hid, or a model whose errors overflowed) becomes null, as
+        json.dumps would otherwise write NaN, which is not JSON."""
+
+        def num(v: float) -> float | None:
+            return None if math.isnan(v) else float(v)
+
         return {
             "video": self.video, "model": self.model, "window": self.window, "frame_step": self.frame_step,
-            "context_frames": self.context_frames, "mean": self.mean, "max": self.max,
-            "windows": [{"start": s, "score": float(v)} for s, v in zip(self.starts, self.window_scores, strict=True)],
-            "frames": nan_to_none, "notes": self.notes,
+            "context_frames": self.context_frames, "mean": num(self.mean), "max": num(self.max),
+            "windows": [{"start": s, "score": num(v)} for s, v in zip(self.starts, self.window_scores, strict=True)],
+            "frames": [num(v) for v in self.frame_scores], "notes": self.notes,
         }  # fmt: skip
 
     def format(self) -> str:

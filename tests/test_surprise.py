@@ -120,6 +120,9 @@ def test_tiny_model_scores_are_finite(preset: str) -> None:
     assert np.isfinite(r.window_scores).all() and r.frame_scores.shape == (20,)
     assert np.isfinite(r.frame_scores[4:]).all()
     json.dumps(r.to_dict())  # machine-readable: no numpy scalars, NaN as null
+    r.window_scores[0] = np.nan  # a model whose errors overflowed: still valid JSON
+    d = json.loads(json.dumps(r.to_dict(), allow_nan=False))
+    assert d["windows"][0]["score"] is None and d["mean"] is None and d["max"] is None
     assert "video surprise: mean" in r.format()
 
 

@@ -14,8 +14,8 @@ the context said otherwise is not. `--nll` also scores e / b + log b, the token'
 
 Prints `jepaworld physics eval`'s tables for each checkpoint (a V-JEPA or VideoMAE run folder), its normalised
 score, and the first checkpoint's architecture at random init (so list the V-JEPA first), with a head of its own.
-`--threads` sets the threads of the head fits; scoring runs on one thread, as `physics eval` does. Choose on a suite other than the one
-reported (`jepaworld physics generate --out data/physics-val --n-train 0 --seed 2`).
+`--threads` sets the threads of the head fits; scoring runs on one thread, as `physics eval` does. Choose on a
+suite other than the one reported (`jepaworld physics generate --out data/physics-val --n-train 0 --seed 2`).
 """
 
 from __future__ import annotations

@@ -68,6 +68,7 @@ class PropertyScore:
     # {detail: {"pairs": n, "pairwise_max": a, "pairwise_mean": b}} per variant of the violation; empty for
     # `overall` and for suites whose index has no details
     variants: dict[str, dict[str, float]] = field(default_factory=dict)
+    control: bool = False  # a control property of the suite's index (colour change), left out of overall
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,7 @@ def metrics(index: dict, scores: dict[str, VideoScore]) -> dict[str, PropertySco
             relative_max=_relative(pos, imp, scene_ix, "max"),
             relative_mean=_relative(pos, imp, scene_ix, "mean"),
             auroc=float(roc_auc_score([0] * len(pos) + [1] * len(imp), [s.max for s in pos + imp])),
+            control=prop in controls,
         )
         if prop == OVERALL:
             continue
@@ -257,8 +259,8 @@ def evaluate(
 def format_table(results: dict[str, dict[str, PropertyScore]]) -> str:
     """A Markdown table: one row per model and metric, one column per property; controls after `overall`."""
     first = next(iter(results.values()))
-    props = [p for p in first if p != OVERALL and p not in CONTROL_PROPERTIES]
-    controls = [p for p in first if p in CONTROL_PROPERTIES]
+    props = [p for p in first if p != OVERALL and not first[p].control]
+    controls = [p for p in first if first[p].control]  # as the suite's index names them
     cols = [*props, OVERALL, *(f"{c} (control)" for c in controls)]
     keys = [*props, OVERALL, *controls]
     lines = [

@@ -61,6 +61,12 @@ def test_metrics_by_hand() -> None:
     assert header == "| model | metric | gravity | overall | color (control) |"
     assert counts == "| | scenes / pairs | 2 / 2 | 2 / 2 | 1 / 1 |"
     assert pairwise == "| a | pairwise (max) | 25% | 25% | 100% |"  # each cell under its own column
+    # The controls are the suite's own: an index that names gravity as its control gets that column apart.
+    other = metrics({**index, "control_properties": ["gravity"]}, scores)
+    assert (other["gravity"].control, other["color"].control) == (True, False)
+    assert physics_eval.format_table({"a": other}).splitlines()[0] == (
+        "| model | metric | color | overall | gravity (control) |"
+    )
 
 
 def test_relative_accuracy_sums_over_a_quadruplet() -> None:

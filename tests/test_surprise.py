@@ -93,6 +93,9 @@ def test_per_frame_mapping() -> None:
     # top=1.0 (the default) averages both tokens of a slot: half the scores
     every = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4)  # type: ignore[arg-type]
     np.testing.assert_allclose(every.window_scores, r.window_scores / 2)
+    # A fraction is rounded up to whole tokens: 0.75 of 2 tokens keeps both.
+    three_quarters = score_frames(_FrameIndexScorer(), video, stride=2, context_frames=4, top=0.75)  # type: ignore[arg-type]
+    np.testing.assert_allclose(three_quarters.window_scores, every.window_scores)
     with pytest.raises(SurpriseError, match="top=0"):
         score_frames(_FrameIndexScorer(), video, top=0.0)  # type: ignore[arg-type]
 
@@ -239,6 +242,7 @@ def test_peaks() -> None:
     assert peaks(bump) == [17]
     # A rise held over most of the video is still a clear peak, at its first frame.
     assert peaks(np.array([np.nan] * 4 + [1.0] * 4 + [3.0] * 6)) == [8]
+    assert peaks(np.array([1.0, 1, 5, 1, 1, 4, 4, 1])) == [2, 5]  # a lower plateau too, at its first frame
 
 
 @pytest.mark.gpu
